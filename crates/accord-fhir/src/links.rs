@@ -74,13 +74,17 @@ mod tests {
     use serde_json::json;
 
     fn rw() -> BaseRewrite {
-        BaseRewrite::new("http://127.0.0.1:9000/fhir/", "https://gw.example:8443/fhir")
+        BaseRewrite::new(
+            "http://127.0.0.1:9000/fhir/",
+            "https://gw.example:8443/fhir",
+        )
     }
 
     #[test]
     fn rewrites_urls_under_the_upstream_base_only() {
         assert_eq!(
-            rw().rewrite("http://127.0.0.1:9000/fhir/Patient?_page=2").as_deref(),
+            rw().rewrite("http://127.0.0.1:9000/fhir/Patient?_page=2")
+                .as_deref(),
             Some("https://gw.example:8443/fhir/Patient?_page=2")
         );
         assert_eq!(rw().rewrite("http://127.0.0.1:9000/fhirx/Patient"), None);
@@ -106,7 +110,10 @@ mod tests {
             bundle["link"][0]["url"],
             "https://gw.example:8443/fhir/Observation?patient=p1"
         );
-        assert_eq!(bundle["entry"][0]["fullUrl"], "https://gw.example:8443/fhir/Observation/o1");
+        assert_eq!(
+            bundle["entry"][0]["fullUrl"],
+            "https://gw.example:8443/fhir/Observation/o1"
+        );
         assert_eq!(bundle["entry"][1]["fullUrl"], "urn:uuid:1234");
     }
 }

@@ -124,7 +124,10 @@ mod tests {
         assert_eq!(json["resourceType"], "OperationOutcome");
         assert_eq!(json["issue"][0]["severity"], "error");
         assert_eq!(json["issue"][0]["code"], "forbidden");
-        assert_eq!(json["issue"][0]["diagnostics"], "no agreement grants `read`");
+        assert_eq!(
+            json["issue"][0]["diagnostics"],
+            "no agreement grants `read`"
+        );
         let parsed: Result<fhirbolt::model::r4::Resource, _> =
             fhirbolt::json::from_slice(&oo.to_bytes(), None);
         assert!(parsed.is_ok(), "{parsed:?}");

@@ -9,13 +9,63 @@ pub const PURPOSE_OF_USE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v
 /// `_PurposeOfUse` hierarchy) that a partner may declare.
 // INVARIANT: sorted ascending, no duplicates (checked by a test).
 const PURPOSE_OF_USE_CODES: &[&str] = &[
-    "BIORCH", "BTG", "CAREMGT", "CLINTRCH", "CLINTRL", "COC", "COVAUTH", "COVERAGE", "DECEASED",
-    "DISASTER", "DONAT", "DSRCH", "ELIGDTRM", "ELIGVER", "ENADMIN", "ETREAT", "ETRTMNT",
-    "FAMRQT", "FRAUD", "GOV", "HACCRED", "HCOMPL", "HDECD", "HDIRECT", "HDM", "HLEGAL",
-    "HMARKT", "HOPERAT", "HOUTCOMS", "HPAYMT", "HPRGRP", "HQUALIMP", "HRESCH", "HSYSADMIN",
-    "HTEST", "LABELING", "METAMGT", "MILDCRG", "MLTRAINING", "PATADMIN", "PATRQT", "PATSFTY",
-    "PAYMGT", "PMKTRCH", "POARCH", "PRCSRCH", "PUBHLTH", "PWATRNY", "RECORDMGT", "REMITADV",
-    "SUPNWK", "SYSDEV", "TBOOST", "THREAT", "TRAIN", "TRANSRCH", "TREAT",
+    "BIORCH",
+    "BTG",
+    "CAREMGT",
+    "CLINTRCH",
+    "CLINTRL",
+    "COC",
+    "COVAUTH",
+    "COVERAGE",
+    "DECEASED",
+    "DISASTER",
+    "DONAT",
+    "DSRCH",
+    "ELIGDTRM",
+    "ELIGVER",
+    "ENADMIN",
+    "ETREAT",
+    "ETRTMNT",
+    "FAMRQT",
+    "FRAUD",
+    "GOV",
+    "HACCRED",
+    "HCOMPL",
+    "HDECD",
+    "HDIRECT",
+    "HDM",
+    "HLEGAL",
+    "HMARKT",
+    "HOPERAT",
+    "HOUTCOMS",
+    "HPAYMT",
+    "HPRGRP",
+    "HQUALIMP",
+    "HRESCH",
+    "HSYSADMIN",
+    "HTEST",
+    "LABELING",
+    "METAMGT",
+    "MILDCRG",
+    "MLTRAINING",
+    "PATADMIN",
+    "PATRQT",
+    "PATSFTY",
+    "PAYMGT",
+    "PMKTRCH",
+    "POARCH",
+    "PRCSRCH",
+    "PUBHLTH",
+    "PWATRNY",
+    "RECORDMGT",
+    "REMITADV",
+    "SUPNWK",
+    "SYSDEV",
+    "TBOOST",
+    "THREAT",
+    "TRAIN",
+    "TRANSRCH",
+    "TREAT",
 ];
 
 /// A declared purpose of use, one of the HL7 v3 PurposeOfUse codes.
@@ -102,8 +152,14 @@ mod tests {
 
     #[test]
     fn refuses_unknown_codes_and_systems() {
-        assert!(matches!(Purpose::parse("treat"), Err(PurposeError::Unknown(_))));
+        assert!(matches!(
+            Purpose::parse("treat"),
+            Err(PurposeError::Unknown(_))
+        ));
         assert!(matches!(Purpose::parse(""), Err(PurposeError::Unknown(_))));
-        assert!(matches!(Purpose::parse("http://x|TREAT"), Err(PurposeError::WrongSystem(_))));
+        assert!(matches!(
+            Purpose::parse("http://x|TREAT"),
+            Err(PurposeError::WrongSystem(_))
+        ));
     }
 }

@@ -31,7 +31,11 @@ pub enum Interaction {
     /// `GET [base]/[type]/[id]`
     Read { ty: ResourceType, id: ResourceId },
     /// `GET [base]/[type]/[id]/_history/[vid]`
-    VRead { ty: ResourceType, id: ResourceId, version: ResourceId },
+    VRead {
+        ty: ResourceType,
+        id: ResourceId,
+        version: ResourceId,
+    },
     /// `PUT [base]/[type]/[id]`
     Update { ty: ResourceType, id: ResourceId },
     /// `PATCH [base]/[type]/[id]`
@@ -57,7 +61,10 @@ pub enum Interaction {
     /// `GET [base]/_history`
     HistorySystem,
     /// `[base]/$op`, `[base]/[type]/$op`, `[base]/[type]/[id]/$op`
-    Operation { name: OperationName, target: OperationTarget },
+    Operation {
+        name: OperationName,
+        target: OperationTarget,
+    },
     /// `POST [base]` with a batch or transaction Bundle.
     BatchOrTransaction,
 }
@@ -216,7 +223,11 @@ impl Interaction {
             Interaction::VRead { ty, id, version } => format!("{ty}/{id}/_history/{version}"),
             Interaction::Create { ty } | Interaction::SearchType { ty } => ty.to_string(),
             Interaction::SearchSystem | Interaction::BatchOrTransaction => String::new(),
-            Interaction::SearchCompartment { compartment, id, ty } => match ty {
+            Interaction::SearchCompartment {
+                compartment,
+                id,
+                ty,
+            } => match ty {
                 Some(ty) => format!("{compartment}/{id}/{ty}"),
                 None => format!("{compartment}/{id}/*"),
             },
@@ -347,7 +358,8 @@ fn split_path(path: &str) -> Result<Vec<&str>, RequestError> {
         !s.is_empty()
             && *s != "."
             && *s != ".."
-            && s.bytes().all(|b| b.is_ascii_graphic() && b != b'%' && b != b'\\')
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'%' && b != b'\\')
     };
     if segments.iter().all(acceptable) {
         Ok(segments)
@@ -455,7 +467,11 @@ fn route(method: Method, segments: &[&str], path: &str) -> Result<Interaction, R
                 other => Some(ResourceType::parse(other)?),
             };
             match method {
-                Get => Ok(Interaction::SearchCompartment { compartment, id, ty }),
+                Get => Ok(Interaction::SearchCompartment {
+                    compartment,
+                    id,
+                    ty,
+                }),
                 _ => Err(not_allowed()),
             }
         }

@@ -229,8 +229,14 @@ mod tests {
 
     #[test]
     fn parses_known_and_rejects_unknown_names() {
-        assert_eq!(ResourceType::parse("Observation").unwrap().as_str(), "Observation");
-        assert!(ResourceType::parse("observation").is_err(), "names are case-sensitive");
+        assert_eq!(
+            ResourceType::parse("Observation").unwrap().as_str(),
+            "Observation"
+        );
+        assert!(
+            ResourceType::parse("observation").is_err(),
+            "names are case-sensitive"
+        );
         assert!(ResourceType::parse("Patients").is_err());
         assert!(ResourceType::parse("").is_err());
     }
@@ -243,7 +249,10 @@ mod tests {
                 fhirbolt::json::from_str(&json, None);
             // Required elements may be missing; an unknown type fails earlier.
             if let Err(e) = parsed {
-                assert!(e.to_string().contains("missing field"), "fhirbolt does not know {ty}: {e}");
+                assert!(
+                    e.to_string().contains("missing field"),
+                    "fhirbolt does not know {ty}: {e}"
+                );
             }
         }
         let bogus: Result<fhirbolt::model::r4::Resource, _> =

@@ -10,7 +10,10 @@ pub enum ValidationError {
     #[error("body is not JSON: {0}")]
     NotJson(String),
     #[error("body is a `{found}`, the request is for `{expected}`")]
-    WrongType { expected: ResourceType, found: String },
+    WrongType {
+        expected: ResourceType,
+        found: String,
+    },
     #[error("body is not a valid R4 `{ty}`: {reason}")]
     NotR4 { ty: ResourceType, reason: String },
 }
@@ -21,7 +24,10 @@ pub enum ValidationError {
 pub fn validate_resource(body: &[u8], expected: ResourceType) -> Result<Value, ValidationError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| ValidationError::NotJson(e.to_string()))?;
-    let found = value.get("resourceType").and_then(Value::as_str).unwrap_or("");
+    let found = value
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if found != expected.as_str() {
         return Err(ValidationError::WrongType {
             expected,
@@ -60,7 +66,13 @@ mod tests {
             Err(ValidationError::WrongType { .. })
         ));
         let unknown = br#"{"resourceType":"Task","status":"requested","intent":"order","bogus":1}"#;
-        assert!(matches!(validate_resource(unknown, task()), Err(ValidationError::NotR4 { .. })));
-        assert!(matches!(validate_resource(b"{", task()), Err(ValidationError::NotJson(_))));
+        assert!(matches!(
+            validate_resource(unknown, task()),
+            Err(ValidationError::NotR4 { .. })
+        ));
+        assert!(matches!(
+            validate_resource(b"{", task()),
+            Err(ValidationError::NotJson(_))
+        ));
     }
 }

@@ -128,7 +128,12 @@ mod tests {
         let pairs: Vec<_> = p.iter().collect();
         assert_eq!(
             pairs,
-            [("date", "ge2024"), ("date", "le2025"), ("code", "a|b"), ("name", "J Doe")]
+            [
+                ("date", "ge2024"),
+                ("date", "le2025"),
+                ("code", "a|b"),
+                ("name", "J Doe")
+            ]
         );
         assert_eq!(p.values_of("date").count(), 2);
     }
@@ -146,7 +151,10 @@ mod tests {
             SearchParams::parse_query("a%20b=1"),
             Err(ParamError::InvalidName(_))
         ));
-        assert!(matches!(SearchParams::parse_query("=1"), Err(ParamError::InvalidName(_))));
+        assert!(matches!(
+            SearchParams::parse_query("=1"),
+            Err(ParamError::InvalidName(_))
+        ));
         assert!(matches!(
             SearchParams::parse_query("_format=xml"),
             Err(ParamError::NotAcceptable(_))

@@ -16,32 +16,65 @@ fn id(text: &str) -> ResourceId {
 fn parses_instance_level_interactions() {
     assert_eq!(
         get("Patient/pat-1").unwrap().interaction,
-        Interaction::Read { ty: ty("Patient"), id: id("pat-1") }
+        Interaction::Read {
+            ty: ty("Patient"),
+            id: id("pat-1")
+        }
     );
     assert_eq!(
         get("/Observation/o1/_history/2").unwrap().interaction,
-        Interaction::VRead { ty: ty("Observation"), id: id("o1"), version: id("2") }
+        Interaction::VRead {
+            ty: ty("Observation"),
+            id: id("o1"),
+            version: id("2")
+        }
     );
     let put = FhirRequest::parse(Method::Put, "Task/t1", None, None).unwrap();
-    assert_eq!(put.interaction, Interaction::Update { ty: ty("Task"), id: id("t1") });
+    assert_eq!(
+        put.interaction,
+        Interaction::Update {
+            ty: ty("Task"),
+            id: id("t1")
+        }
+    );
     assert_eq!(put.interaction.kind(), InteractionKind::Update);
 }
 
 #[test]
 fn parses_type_and_system_level_interactions() {
-    let search = FhirRequest::parse(Method::Get, "Observation", Some("patient=p1&_count=2"), None)
-        .unwrap();
-    assert_eq!(search.interaction, Interaction::SearchType { ty: ty("Observation") });
-    assert_eq!(search.params.len(), 2);
-    assert_eq!(get("metadata").unwrap().interaction, Interaction::Capabilities);
-    assert_eq!(get("").unwrap().interaction, Interaction::SearchSystem);
-    assert_eq!(get("_history").unwrap().interaction, Interaction::HistorySystem);
+    let search = FhirRequest::parse(
+        Method::Get,
+        "Observation",
+        Some("patient=p1&_count=2"),
+        None,
+    )
+    .unwrap();
     assert_eq!(
-        FhirRequest::parse(Method::Post, "Task", None, None).unwrap().interaction,
+        search.interaction,
+        Interaction::SearchType {
+            ty: ty("Observation")
+        }
+    );
+    assert_eq!(search.params.len(), 2);
+    assert_eq!(
+        get("metadata").unwrap().interaction,
+        Interaction::Capabilities
+    );
+    assert_eq!(get("").unwrap().interaction, Interaction::SearchSystem);
+    assert_eq!(
+        get("_history").unwrap().interaction,
+        Interaction::HistorySystem
+    );
+    assert_eq!(
+        FhirRequest::parse(Method::Post, "Task", None, None)
+            .unwrap()
+            .interaction,
         Interaction::Create { ty: ty("Task") }
     );
     assert_eq!(
-        FhirRequest::parse(Method::Post, "", None, None).unwrap().interaction,
+        FhirRequest::parse(Method::Post, "", None, None)
+            .unwrap()
+            .interaction,
         Interaction::BatchOrTransaction
     );
 }
@@ -55,8 +88,16 @@ fn post_search_merges_form_body_and_is_rebuilt_as_get_path() {
         Some(b"patient=Patient%2Fp1&code=1234-5"),
     )
     .unwrap();
-    assert_eq!(req.interaction, Interaction::SearchType { ty: ty("Observation") });
-    assert_eq!(req.params.values_of("patient").collect::<Vec<_>>(), ["Patient/p1"]);
+    assert_eq!(
+        req.interaction,
+        Interaction::SearchType {
+            ty: ty("Observation")
+        }
+    );
+    assert_eq!(
+        req.params.values_of("patient").collect::<Vec<_>>(),
+        ["Patient/p1"]
+    );
     assert_eq!(req.relative_path(), "Observation");
 }
 
@@ -74,17 +115,38 @@ fn parses_operations_and_compartments() {
             ty: Some(ty("Observation"))
         }
     );
-    assert!(matches!(get("Patient/p1/$"), Err(RequestError::InvalidOperation(_))));
+    assert!(matches!(
+        get("Patient/p1/$"),
+        Err(RequestError::InvalidOperation(_))
+    ));
 }
 
 #[test]
 fn refuses_what_it_does_not_understand() {
-    assert!(matches!(get("Patients/1"), Err(RequestError::UnknownType(_))));
-    assert!(matches!(get("Patient/a_b"), Err(RequestError::InvalidId(_))));
-    assert!(matches!(get("Patient/../Observation"), Err(RequestError::MalformedPath { .. })));
-    assert!(matches!(get("Patient//1"), Err(RequestError::MalformedPath { .. })));
-    assert!(matches!(get("Patient/%2e%2e"), Err(RequestError::MalformedPath { .. })));
-    assert!(matches!(get("a/b/c/d/e"), Err(RequestError::MalformedPath { .. })));
+    assert!(matches!(
+        get("Patients/1"),
+        Err(RequestError::UnknownType(_))
+    ));
+    assert!(matches!(
+        get("Patient/a_b"),
+        Err(RequestError::InvalidId(_))
+    ));
+    assert!(matches!(
+        get("Patient/../Observation"),
+        Err(RequestError::MalformedPath { .. })
+    ));
+    assert!(matches!(
+        get("Patient//1"),
+        Err(RequestError::MalformedPath { .. })
+    ));
+    assert!(matches!(
+        get("Patient/%2e%2e"),
+        Err(RequestError::MalformedPath { .. })
+    ));
+    assert!(matches!(
+        get("a/b/c/d/e"),
+        Err(RequestError::MalformedPath { .. })
+    ));
     assert!(matches!(
         FhirRequest::parse(Method::Delete, "Patient", None, None),
         Err(RequestError::MethodNotAllowed { .. })
