@@ -68,7 +68,7 @@ impl JsonlAuditLog {
         let next_seq = report.records + 1;
         let writer = thread::Builder::new()
             .name("accord-audit-writer".into())
-            .spawn(move || write_loop(file, rx, next_seq))
+            .spawn(move || write_loop(file, &rx, next_seq))
             .map_err(|e| AuditError::io("start audit writer", e))?;
         Ok((
             JsonlAuditLog {
@@ -154,7 +154,7 @@ fn recover(file: &mut File) -> io::Result<OpenReport> {
     })
 }
 
-fn write_loop(mut file: File, rx: mpsc::Receiver<Append>, mut next_seq: u64) {
+fn write_loop(mut file: File, rx: &mpsc::Receiver<Append>, mut next_seq: u64) {
     let mut good_len = file.seek(SeekFrom::End(0)).unwrap_or(0);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
