@@ -20,7 +20,7 @@ pub use links::BaseRewrite;
 pub use outcome::{IssueType, OperationOutcome, Severity};
 pub use purpose::{Purpose, PurposeError};
 pub use request::{
-    FhirRequest, Interaction, InteractionKind, Method, OperationName, OperationTarget,
+    FhirRequest, Interaction, InteractionKind, Method, OperationName, OperationTarget, ParamError,
     RequestError, SearchParams,
 };
 pub use resource_type::{ResourceType, UnknownResourceType};

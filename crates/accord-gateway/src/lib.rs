@@ -1,1 +1,31 @@
-//! accord-gateway
+//! The Accord data path.
+//!
+//! This crate owns everything between a partner's TLS connection and the
+//! upstream FHIR server: the listener, and the phases every request runs
+//! through — identify, parse, decide, forward, filter, audit, respond — each
+//! in a module of that name.
+//!
+//! It must never release a byte the decision does not allow, and never
+//! release anything before the request's audit record is durable.
+
+pub mod audit;
+pub mod config;
+pub mod context;
+pub mod decide;
+pub mod error;
+pub mod filter;
+pub mod forward;
+pub mod identify;
+pub mod parse;
+pub mod pipeline;
+pub mod policy_store;
+pub mod respond;
+pub mod server;
+pub mod tls;
+
+pub use config::{GatewayConfig, Limits, TlsFiles};
+pub use error::{ErrorSource, GatewayError};
+pub use parse::PURPOSE_HEADER;
+pub use policy_store::PolicyStore;
+pub use respond::{AUDIT_SEQ_HEADER, REQUEST_ID_HEADER};
+pub use server::{GatewayServer, StartError};

@@ -1,0 +1,321 @@
+//! Gateway configuration: every setting has a safe default (TLS on, client
+//! certificates required, fail closed, small limits).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The `[gateway]` part of accord.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address the partner-facing TLS listener binds.
+    pub listen: SocketAddr,
+    /// The FHIR base path partners use, e.g. `/fhir`.
+    pub base_path: String,
+    /// The gateway's FHIR base as partners reach it; links and `Location`
+    /// headers are rewritten to it. Default: `https://localhost:{port}{base_path}`.
+    pub public_url: Option<String>,
+    /// Upstream FHIR base URL (`http://` or `https://`).
+    pub upstream_url: String,
+    /// CA bundle to trust for an `https://` upstream instead of the system
+    /// roots.
+    pub upstream_ca: Option<PathBuf>,
+    pub tls: TlsFiles,
+    pub limits: Limits,
+}
+
+/// PEM files for the partner-facing listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// Server certificate chain.
+    pub cert: PathBuf,
+    /// Server private key.
+    pub key: PathBuf,
+    /// CA certificates partner client certificates must chain to.
+    pub client_ca: PathBuf,
+}
+
+/// Bounds on what a partner may send and how long anything may take.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted (bytes).
+    pub max_body_bytes: usize,
+    /// Largest total size of request headers (bytes).
+    pub max_header_bytes: usize,
+    /// Largest upstream response body accepted (bytes).
+    pub max_upstream_body_bytes: usize,
+    /// Time allowed for a TLS handshake.
+    #[serde(with = "seconds")]
+    pub handshake_timeout: Duration,
+    /// Time allowed for a client to send its request headers.
+    #[serde(with = "seconds")]
+    pub header_read_timeout: Duration,
+    /// Time allowed for the upstream to answer, body included.
+    #[serde(with = "seconds")]
+    pub upstream_timeout: Duration,
+    /// Connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
+}
+
+// === impl GatewayConfig ===
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            base_path: "/fhir".to_owned(),
+            public_url: None,
+            upstream_url: "http://127.0.0.1:8080/fhir".to_owned(),
+            upstream_ca: None,
+            tls: TlsFiles::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// The base path without a trailing slash (`""` for the root).
+    pub fn normalized_base_path(&self) -> String {
+        let trimmed = self.base_path.trim_end_matches('/');
+        if trimmed.is_empty() || trimmed.starts_with('/') {
+            trimmed.to_owned()
+        } else {
+            format!("/{trimmed}")
+        }
+    }
+
+    /// The public FHIR base for a listener bound to `bound`.
+    pub fn public_base(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!(
+                "https://localhost:{}{}",
+                bound.port(),
+                self.normalized_base_path()
+            ),
+        }
+    }
+}
+
+impl Default for TlsFiles {
+    fn default() -> Self {
+        TlsFiles {
+            cert: PathBuf::from("tls/server.pem"),
+            key: PathBuf::from("tls/server.key"),
+            client_ca: PathBuf::from("tls/client-ca.pem"),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_upstream_body_bytes: 64 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            upstream_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Durations in configuration files are written as seconds (may be
+/// fractional: `0.5`).
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The whole `accord.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccordConfig {
+    pub gateway: GatewayConfig,
+    pub policies: PoliciesConfig,
+    pub audit: AuditConfig,
+    pub log: LogConfig,
+}
+
+/// Where the policy files are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoliciesConfig {
+    pub dir: PathBuf,
+}
+
+/// Where the audit log is written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    pub dir: PathBuf,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log pipelines.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `accord_gateway=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// accord.toml could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+// === impl AccordConfig ===
+
+impl AccordConfig {
+    /// Reads `path`; relative paths inside it are taken relative to the
+    /// file's directory, so a deployment directory can be moved as a whole.
+    pub fn load(path: &std::path::Path) -> Result<AccordConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut config = Self::parse(&text).map_err(|(offset, message)| {
+            let before = text.get(..offset).unwrap_or(&text);
+            ConfigError::Invalid {
+                path: path.display().to_string(),
+                line: before.matches('\n').count() + 1,
+                column: before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+                message,
+            }
+        })?;
+        let base = path.parent().unwrap_or_else(|| std::path::Path::new("."));
+        config.resolve_relative_to(base);
+        Ok(config)
+    }
+
+    /// Parses TOML text; on error, the byte offset and message.
+    pub fn parse(text: &str) -> Result<AccordConfig, (usize, String)> {
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let offset = e.span().map_or(0, |s| s.start);
+            (
+                offset,
+                e.message()
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid TOML")
+                    .to_owned(),
+            )
+        })
+    }
+
+    /// Makes every relative path absolute against `base`.
+    pub fn resolve_relative_to(&mut self, base: &std::path::Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.gateway.tls.cert);
+        resolve(&mut self.gateway.tls.key);
+        resolve(&mut self.gateway.tls.client_ca);
+        if let Some(ca) = self.gateway.upstream_ca.as_mut() {
+            resolve(ca);
+        }
+        resolve(&mut self.policies.dir);
+        resolve(&mut self.audit.dir);
+    }
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> Self {
+        PoliciesConfig {
+            dir: PathBuf::from("policies"),
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            dir: PathBuf::from("audit"),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_safe_defaults() {
+        let config = AccordConfig::parse("").unwrap();
+        assert_eq!(
+            config.gateway.listen.ip().to_string(),
+            "127.0.0.1",
+            "loopback unless told otherwise"
+        );
+        assert_eq!(config.gateway.limits.max_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.gateway.normalized_base_path(), "/fhir");
+    }
+
+    #[test]
+    fn misspelled_keys_are_refused_with_a_position() {
+        let err = AccordConfig::parse("[gateway]\nlisten = \"0.0.0.0:1\"\nupstream = \"x\"\n")
+            .unwrap_err();
+        assert!(err.1.contains("unknown field `upstream`"), "{err:?}");
+        assert_eq!(err.0, 31, "the start of line 3");
+    }
+
+    #[test]
+    fn durations_are_seconds_and_paths_resolve_against_the_file() {
+        let mut config = AccordConfig::parse(
+            "[gateway.limits]\nupstream_timeout = 2.5\n[gateway.tls]\ncert = \"c.pem\"\nkey = \"/abs/k.pem\"\nclient_ca = \"ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.gateway.limits.upstream_timeout,
+            Duration::from_millis(2500)
+        );
+        config.resolve_relative_to(std::path::Path::new("/etc/accord"));
+        assert_eq!(config.gateway.tls.cert, PathBuf::from("/etc/accord/c.pem"));
+        assert_eq!(config.gateway.tls.key, PathBuf::from("/abs/k.pem"));
+        assert_eq!(config.audit.dir, PathBuf::from("/etc/accord/audit"));
+    }
+}

@@ -1,0 +1,27 @@
+//! What the data path learns about one request, phase by phase; the audit
+//! phase writes it down whatever the outcome.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use accord_fhir::{InteractionKind, Purpose, ResourceType};
+use accord_policy::{Decision, PartnerId, SpkiPin};
+
+use crate::error::ErrorSource;
+
+/// Per-request state, filled in as the phases run.
+#[derive(Debug)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub started: Instant,
+    pub peer: SocketAddr,
+    pub method: String,
+    pub target: String,
+    pub client_pin: Option<SpkiPin>,
+    pub partner: Option<PartnerId>,
+    pub purpose: Option<Purpose>,
+    pub interaction: Option<InteractionKind>,
+    pub resource_type: Option<ResourceType>,
+    pub decision: Option<Decision>,
+    pub error_source: Option<ErrorSource>,
+}

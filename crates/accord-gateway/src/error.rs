@@ -1,0 +1,223 @@
+//! Every way a request can fail, who failed, and the OperationOutcome the
+//! partner sees. This is the only place statuses and outcomes are chosen.
+
+use accord_fhir::{IssueType, OperationOutcome};
+use http::StatusCode;
+
+/// Who caused a failure (pingora's downstream / upstream / internal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSource {
+    /// The partner's request was refused.
+    Partner,
+    /// The upstream FHIR server failed.
+    Upstream,
+    /// The gateway itself could not complete the request.
+    Gateway,
+}
+
+/// A request that ends in an OperationOutcome instead of data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    pub source: ErrorSource,
+    pub status: StatusCode,
+    pub issue: IssueType,
+    /// Shown to the partner: never internals, never a hint of what exists
+    /// beyond what the partner may see.
+    pub message: String,
+}
+
+// === impl ErrorSource ===
+
+impl ErrorSource {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorSource::Partner => "partner",
+            ErrorSource::Upstream => "upstream",
+            ErrorSource::Gateway => "gateway",
+        }
+    }
+}
+
+// === impl GatewayError ===
+
+impl GatewayError {
+    fn new(
+        source: ErrorSource,
+        status: StatusCode,
+        issue: IssueType,
+        message: impl Into<String>,
+    ) -> Self {
+        GatewayError {
+            source,
+            status,
+            issue,
+            message: message.into(),
+        }
+    }
+
+    // --- the partner's fault ---
+
+    pub fn no_certificate() -> Self {
+        Self::new(
+            ErrorSource::Partner,
+            StatusCode::UNAUTHORIZED,
+            IssueType::Login,
+            "a client certificate is required",
+        )
+    }
+
+    pub fn unknown_certificate() -> Self {
+        Self::new(
+            ErrorSource::Partner,
+            StatusCode::UNAUTHORIZED,
+            IssueType::Login,
+            "the client certificate does not identify a partner",
+        )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorSource::Partner,
+            StatusCode::FORBIDDEN,
+            IssueType::Forbidden,
+            message,
+        )
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorSource::Partner,
+            StatusCode::BAD_REQUEST,
+            IssueType::Invalid,
+            message,
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorSource::Partner,
+            StatusCode::NOT_FOUND,
+            IssueType::NotFound,
+            message,
+        )
+    }
+
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorSource::Partner,
+            StatusCode::METHOD_NOT_ALLOWED,
+            IssueType::NotSupported,
+            message,
+        )
+    }
+
+    pub fn not_acceptable(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorSource::Partner,
+            StatusCode::NOT_ACCEPTABLE,
+            IssueType::NotSupported,
+            message,
+        )
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorSource::Partner,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IssueType::NotSupported,
+            message,
+        )
+    }
+
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            ErrorSource::Partner,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            IssueType::TooLong,
+            format!("request body exceeds {limit} bytes"),
+        )
+    }
+
+    pub fn headers_too_large(limit: usize) -> Self {
+        Self::new(
+            ErrorSource::Partner,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            IssueType::TooLong,
+            format!("request headers exceed {limit} bytes"),
+        )
+    }
+
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorSource::Partner,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            IssueType::Processing,
+            message,
+        )
+    }
+
+    // --- the upstream's fault ---
+
+    pub fn upstream_unavailable() -> Self {
+        Self::new(
+            ErrorSource::Upstream,
+            StatusCode::BAD_GATEWAY,
+            IssueType::Transient,
+            "the upstream FHIR server could not be reached",
+        )
+    }
+
+    pub fn upstream_invalid() -> Self {
+        Self::new(
+            ErrorSource::Upstream,
+            StatusCode::BAD_GATEWAY,
+            IssueType::Exception,
+            "the upstream FHIR server sent a response the gateway cannot check",
+        )
+    }
+
+    pub fn upstream_timeout() -> Self {
+        Self::new(
+            ErrorSource::Upstream,
+            StatusCode::GATEWAY_TIMEOUT,
+            IssueType::Timeout,
+            "the upstream FHIR server did not answer in time",
+        )
+    }
+
+    // --- the gateway's own ---
+
+    pub fn audit_unavailable() -> Self {
+        Self::new(
+            ErrorSource::Gateway,
+            StatusCode::SERVICE_UNAVAILABLE,
+            IssueType::Transient,
+            "the audit log cannot be written; no data is released",
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            ErrorSource::Gateway,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            IssueType::Exception,
+            "internal gateway error",
+        )
+    }
+
+    pub fn outcome(&self) -> OperationOutcome {
+        OperationOutcome::error(self.issue, self.message.clone())
+    }
+}
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.status,
+            self.source.as_str(),
+            self.message
+        )
+    }
+}

@@ -1,0 +1,155 @@
+//! Phase 4, forward: send the rebuilt request to the upstream FHIR server
+//! over a pooled client, with a deadline and a response size bound.
+
+use std::time::Duration;
+
+use accord_fhir::{FhirRequest, InteractionKind, Method};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::error::GatewayError;
+
+/// The upstream FHIR server.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base: String,
+    timeout: Duration,
+    max_body: usize,
+}
+
+/// What the upstream answered, body read in full.
+#[derive(Debug)]
+pub struct UpstreamResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// The upstream could not be configured.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream `{url}`: {message}")]
+pub struct UpstreamConfigError {
+    pub url: String,
+    pub message: String,
+}
+
+// === impl Upstream ===
+
+impl Upstream {
+    pub fn new(
+        base_url: &str,
+        tls: rustls::ClientConfig,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<Self, UpstreamConfigError> {
+        let error = |message: &str| UpstreamConfigError {
+            url: base_url.to_owned(),
+            message: message.to_owned(),
+        };
+        let uri: Uri = base_url.parse().map_err(|_| error("not a URL"))?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            _ => return Err(error("use an http:// or https:// URL")),
+        }
+        if uri.query().is_some() {
+            return Err(error("a FHIR base URL has no query"));
+        }
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Ok(Upstream {
+            client,
+            base: base_url.trim_end_matches('/').to_owned(),
+            timeout,
+            max_body,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends `request` (with `body` for writes) and reads the answer.
+    pub async fn send(
+        &self,
+        request: &FhirRequest,
+        body: Bytes,
+        if_match: Option<&HeaderValue>,
+        request_id: &str,
+    ) -> Result<UpstreamResponse, GatewayError> {
+        let outgoing = self.build(request, body, if_match, request_id)?;
+        let exchange = async {
+            let response = self.client.request(outgoing).await.map_err(|e| {
+                tracing::warn!(error = %e, "upstream request failed");
+                GatewayError::upstream_unavailable()
+            })?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, self.max_body)
+                .collect()
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "upstream body unreadable or too large");
+                    GatewayError::upstream_invalid()
+                })?
+                .to_bytes();
+            Ok(UpstreamResponse {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| GatewayError::upstream_timeout())?
+    }
+
+    fn build(
+        &self,
+        request: &FhirRequest,
+        body: Bytes,
+        if_match: Option<&HeaderValue>,
+        request_id: &str,
+    ) -> Result<Request<Full<Bytes>>, GatewayError> {
+        let kind = request.interaction.kind();
+        // Searches always go upstream as GET with the (narrowed) parameters
+        // in the query, whatever form the partner used.
+        let (method, body) = match (kind, request.method) {
+            (InteractionKind::Search, _) | (_, Method::Get) => (http::Method::GET, Bytes::new()),
+            (_, Method::Post) => (http::Method::POST, body),
+            (_, Method::Put) => (http::Method::PUT, body),
+            (_, Method::Patch) => (http::Method::PATCH, body),
+            (_, Method::Delete) => (http::Method::DELETE, Bytes::new()),
+        };
+        let mut uri = format!("{}/{}", self.base, request.relative_path());
+        if !request.params.is_empty() {
+            uri.push('?');
+            uri.push_str(&request.params.to_query_string());
+        }
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::ACCEPT, "application/fhir+json")
+            .header("x-request-id", request_id);
+        if !body.is_empty() {
+            builder = builder.header(header::CONTENT_TYPE, "application/fhir+json");
+        }
+        if let Some(value) = if_match {
+            builder = builder.header(header::IF_MATCH, value);
+        }
+        builder.body(Full::new(body)).map_err(|e| {
+            tracing::error!(error = %e, "could not build upstream request");
+            GatewayError::internal()
+        })
+    }
+}

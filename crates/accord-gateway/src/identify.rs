@@ -1,0 +1,38 @@
+//! Phase 1, identify: the client certificate's key names the partner.
+
+use accord_policy::{PartnerId, PartnerStatus, PolicySet, SpkiPin};
+use ring::digest;
+
+use crate::error::GatewayError;
+
+/// The lowercase hex SHA-256 of a certificate's DER SubjectPublicKeyInfo,
+/// or `None` if the certificate cannot be parsed (the TLS layer already
+/// verified its chain, so this does not happen in practice).
+pub fn spki_pin(cert_der: &[u8]) -> Option<SpkiPin> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    let spki = cert.tbs_certificate.subject_pki.raw;
+    let hash = digest::digest(&digest::SHA256, spki);
+    let hex: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    SpkiPin::parse(&hex).ok()
+}
+
+/// Maps the connection's certificate pin to an active partner.
+///
+/// On refusal the partner is still returned when known (a suspended
+/// partner's attempts are audited under its name).
+pub fn identify(
+    policies: &PolicySet,
+    pin: Option<&SpkiPin>,
+) -> Result<PartnerId, (GatewayError, Option<PartnerId>)> {
+    let pin = pin.ok_or((GatewayError::no_certificate(), None))?;
+    let partner = policies
+        .partner_by_pin(pin)
+        .ok_or((GatewayError::unknown_certificate(), None))?;
+    match partner.status {
+        PartnerStatus::Active => Ok(partner.id.clone()),
+        status => Err((
+            GatewayError::forbidden(format!("partner `{}` is {}", partner.id, status.as_str())),
+            Some(partner.id.clone()),
+        )),
+    }
+}

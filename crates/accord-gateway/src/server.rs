@@ -1,0 +1,220 @@
+//! The partner-facing listener: TCP accept, TLS handshake (bounded in time),
+//! HTTP/1.1 with header limits and timeouts, graceful shutdown.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use accord_audit::AuditSink;
+use accord_fhir::BaseRewrite;
+use accord_policy::PolicySet;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use ring::rand::SystemRandom;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::GatewayConfig;
+use crate::forward::{Upstream, UpstreamConfigError};
+use crate::identify::spki_pin;
+use crate::pipeline::{Connection, Gateway};
+use crate::policy_store::PolicyStore;
+use crate::tls::{self, TlsError};
+
+/// hyper refuses read buffers smaller than this.
+const MIN_HTTP_BUFFER: usize = 8192;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct GatewayServer {
+    local_addr: SocketAddr,
+    public_base: String,
+    policies: Arc<PolicyStore>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+// === impl GatewayServer ===
+
+impl GatewayServer {
+    /// Binds the listener and starts serving.
+    pub async fn start(
+        config: &GatewayConfig,
+        policies: PolicySet,
+        audit: Arc<dyn AuditSink>,
+    ) -> Result<GatewayServer, StartError> {
+        let tls_config = tls::server_config(&config.tls)?;
+        let upstream_tls = tls::upstream_client_config(config.upstream_ca.as_deref())?;
+        let upstream = Upstream::new(
+            &config.upstream_url,
+            upstream_tls,
+            config.limits.upstream_timeout,
+            config.limits.max_upstream_body_bytes,
+        )?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let public_base = config.public_base(local_addr);
+        let policies = Arc::new(PolicyStore::new(policies));
+        let gateway = Arc::new(Gateway {
+            policies: Arc::clone(&policies),
+            audit,
+            rewrite: BaseRewrite::new(upstream.base_url(), &public_base),
+            upstream,
+            base_path: config.normalized_base_path(),
+            limits: config.limits.clone(),
+            random: SystemRandom::new(),
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let acceptor = TlsAcceptor::from(tls_config);
+        let task = tokio::spawn(accept_loop(listener, acceptor, gateway, shutdown_rx));
+        tracing::info!(%local_addr, %public_base, "gateway listening");
+        Ok(GatewayServer {
+            local_addr,
+            public_base,
+            policies,
+            shutdown,
+            task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The FHIR base URL partners use.
+    pub fn public_base(&self) -> &str {
+        &self.public_base
+    }
+
+    /// The policies in force, for reloads.
+    pub fn policies(&self) -> &Arc<PolicyStore> {
+        &self.policies
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to `drain`), and
+    /// returns when the listener is closed.
+    pub async fn shutdown(self, drain: Duration) {
+        let _ = self.shutdown.send(true);
+        if tokio::time::timeout(drain + Duration::from_secs(1), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("gateway did not stop in time");
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    gateway: Arc<Gateway>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(gateway.limits.max_connections.max(1)));
+    loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let gateway = Arc::clone(&gateway);
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            serve_connection(tcp, peer, acceptor, gateway, watcher).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let drain = gateway.limits.upstream_timeout + Duration::from_secs(5);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after drain deadline");
+    }
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    gateway: Arc<Gateway>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let _ = tcp.set_nodelay(true);
+    let tls =
+        match tokio::time::timeout(gateway.limits.handshake_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::info!(%peer, error = %e, "TLS handshake refused");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+    let client_pin = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|cert| spki_pin(cert.as_ref()));
+    let connection = Arc::new(Connection { peer, client_pin });
+    let limits = gateway.limits.clone();
+    let service = service_fn(move |request| {
+        let gateway = Arc::clone(&gateway);
+        let connection = Arc::clone(&connection);
+        async move { Ok::<_, Infallible>(gateway.handle(&connection, request).await) }
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // Room for the configured header limit, so oversized headers reach
+        // the handler and get an OperationOutcome; beyond twice that,
+        // hyper answers 431 itself.
+        .max_buf_size((limits.max_header_bytes * 2).max(MIN_HTTP_BUFFER))
+        .keep_alive(true);
+    let connection = watcher.watch(http.serve_connection(TokioIo::new(tls), service));
+    if let Err(e) = connection.await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
