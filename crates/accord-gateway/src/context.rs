@@ -24,4 +24,6 @@ pub struct RequestContext {
     pub resource_type: Option<ResourceType>,
     pub decision: Option<Decision>,
     pub error_source: Option<ErrorSource>,
+    /// Why the request was refused before a decision, in the partner's words.
+    pub refusal: Option<String>,
 }

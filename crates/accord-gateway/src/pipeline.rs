@@ -90,11 +90,13 @@ impl Gateway {
             resource_type: None,
             decision: None,
             error_source: None,
+            refusal: None,
         };
         let outcome = match self.run(&mut ctx, request).await {
             Ok(released) => Outcome::Release(released),
             Err(error) => {
                 ctx.error_source = Some(error.source);
+                ctx.refusal = Some(error.message.clone());
                 Outcome::Refuse(error)
             }
         };

@@ -1,0 +1,500 @@
+//! `accord demo`: everything on one machine, on embedded defaults.
+//!
+//! Dev certificates, the shipped example agreements (with the dev
+//! certificates' pins), a seeded synthetic population behind the testkit's
+//! in-memory FHIR server, and the real gateway in front of it; then a
+//! scripted tour of permitted and refused requests through real mTLS.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use accord_audit::{AuditRecord, JsonlAuditLog, read_records};
+use accord_gateway::config::AccordConfig;
+use accord_gateway::{AUDIT_SEQ_HEADER, GatewayServer, PURPOSE_HEADER};
+use accord_policy::PolicySet;
+use accord_testkit::client::{PartnerClient, PartnerResponse};
+use accord_testkit::fhir_server::{self, FhirStore};
+use accord_testkit::pki::DevPki;
+use accord_testkit::population::{self, Population};
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::logging;
+
+/// The seed of the demo population: the same patients every time.
+const SEED: u64 = 42;
+const DEFAULT_PORT: u16 = 8443;
+/// The partners of the shipped example policies.
+const PARTNERS: [&str; 3] = ["riverside-bh", "maple-primary", "st-brigid"];
+/// A certificate from the dev CA that no partner entry pins.
+const UNLISTED: &str = "unlisted-lab";
+
+const PARTNERS_TOML: &str = include_str!("../../../policies/partners.toml");
+const AGREEMENTS: [(&str, &str); 3] = [
+    (
+        "care-coordination.toml",
+        include_str!("../../../policies/agreements/care-coordination.toml"),
+    ),
+    (
+        "quality-reporting.toml",
+        include_str!("../../../policies/agreements/quality-reporting.toml"),
+    ),
+    (
+        "pilot-2024.toml",
+        include_str!("../../../policies/agreements/pilot-2024.toml"),
+    ),
+];
+
+#[derive(Debug)]
+pub struct DemoOptions {
+    pub once: bool,
+    pub dir: Option<PathBuf>,
+    pub port: Option<u16>,
+    pub patients: usize,
+}
+
+pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
+    logging::init(&accord_gateway::config::LogConfig {
+        format: accord_gateway::config::LogFormat::Text,
+        level: "warn".to_owned(),
+    });
+    let temp;
+    let dir = match &options.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            dir.clone()
+        }
+        None => {
+            temp = tempfile::tempdir().context("create a temporary directory")?;
+            temp.path().to_owned()
+        }
+    };
+
+    let pki = prepare_pki(&dir)?;
+    prepare_policies(&dir, &pki)?;
+    let population = prepare_fixtures(&dir, options.patients)?;
+    let upstream = fhir_server::start(
+        FhirStore::from_resources(population.resources.clone()),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .context("start the in-memory FHIR server")?;
+
+    let port = options
+        .port
+        .unwrap_or(if options.once { 0 } else { DEFAULT_PORT });
+    let config_path = write_config(&dir, port, &upstream.base_url())?;
+    let config = AccordConfig::load(&config_path)?;
+    let policies = PolicySet::load_dir(&config.policies.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (audit, _) = JsonlAuditLog::open(&config.audit.dir)?;
+    let audit = Arc::new(audit);
+    let gateway = GatewayServer::start(&config.gateway, policies, audit.clone())
+        .await
+        .with_context(|| format!("start the gateway on {}", config.gateway.listen))?;
+
+    println!("Accord demo");
+    println!("  directory       {}", dir.display());
+    println!(
+        "  upstream FHIR   {} ({} resources, seed {SEED})",
+        upstream.base_url(),
+        population.resources.len()
+    );
+    println!("  gateway         {}", gateway.public_base());
+    println!("  policies        {}", config.policies.dir.display());
+    println!("  audit log       {}", audit.path().display());
+    println!();
+
+    let first_seq = read_records(&config.audit.dir)
+        .map(|r| r.len() as u64)
+        .unwrap_or(0)
+        + 1;
+    let tour = Tour {
+        base: gateway.public_base().to_owned(),
+        pki: &pki,
+        audit_dir: &config.audit.dir,
+    };
+    tour.run(&population).await?;
+    print_audit(&config.audit.dir, first_seq)?;
+
+    if !options.once {
+        print_try_it(&dir, gateway.public_base(), &population);
+        tokio::signal::ctrl_c().await?;
+        println!("\nstopping");
+    }
+    gateway.shutdown(Duration::from_secs(5)).await;
+    upstream.shutdown();
+    audit.close();
+    Ok(())
+}
+
+// === preparation: reuse what a --dir already holds ===
+
+fn prepare_pki(dir: &Path) -> anyhow::Result<DevPki> {
+    let pki_dir = dir.join("pki");
+    if pki_dir.join("ca.pem").exists() {
+        return DevPki::load_from(&pki_dir).with_context(|| format!("load {}", pki_dir.display()));
+    }
+    let mut names: Vec<&str> = PARTNERS.to_vec();
+    names.push(UNLISTED);
+    let pki = DevPki::generate(&["localhost", "127.0.0.1"], &names)?;
+    pki.write_to(&pki_dir)?;
+    Ok(pki)
+}
+
+fn prepare_policies(dir: &Path, pki: &DevPki) -> anyhow::Result<()> {
+    let policies = dir.join("policies");
+    let agreements = policies.join("agreements");
+    if policies.join("partners.toml").exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&agreements)?;
+    let mut partners: toml::Table = toml::from_str(PARTNERS_TOML)?;
+    if let Some(toml::Value::Array(entries)) = partners.get_mut("partner") {
+        for entry in entries {
+            let id = entry
+                .get("id")
+                .and_then(toml::Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let pin = pki
+                .clients
+                .get(&id)
+                .with_context(|| format!("no dev certificate for partner `{id}`"))?;
+            if let Some(table) = entry.as_table_mut() {
+                let pins = vec![toml::Value::String(pin.spki_sha256_hex.clone())];
+                table.insert("spki_sha256".into(), toml::Value::Array(pins));
+            }
+        }
+    }
+    let text = format!(
+        "# Written by `accord demo`: the shipped example partners, pinned to the\n\
+         # demo's dev client certificates in ../pki/clients/.\n\n{}",
+        toml::to_string(&partners)?
+    );
+    std::fs::write(policies.join("partners.toml"), text)?;
+    for (name, text) in AGREEMENTS {
+        std::fs::write(agreements.join(name), text)?;
+    }
+    Ok(())
+}
+
+fn prepare_fixtures(dir: &Path, patients: usize) -> anyhow::Result<Population> {
+    let fixtures = dir.join("fixtures");
+    if fixtures.join("Patient.ndjson").exists() {
+        return Population::read_ndjson(&fixtures)
+            .with_context(|| format!("read {}", fixtures.display()));
+    }
+    let population = population::generate(SEED, patients);
+    population.write_ndjson(&fixtures)?;
+    Ok(population)
+}
+
+fn write_config(dir: &Path, port: u16, upstream: &str) -> anyhow::Result<PathBuf> {
+    let text = format!(
+        r#"# Written by `accord demo` on each run. `accord serve --config {dir}/accord.toml`
+# runs the same gateway (start an upstream at upstream_url first).
+
+[gateway]
+listen = "127.0.0.1:{port}"
+base_path = "/fhir"
+upstream_url = "{upstream}"
+
+[gateway.tls]
+cert = "pki/server.pem"
+key = "pki/server.key"
+client_ca = "pki/ca.pem"
+
+[gateway.limits]
+upstream_timeout = 10
+
+[policies]
+dir = "policies"
+
+[audit]
+dir = "audit"
+"#,
+        dir = dir.display()
+    );
+    let path = dir.join("accord.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+// === the tour ===
+
+struct Tour<'a> {
+    base: String,
+    pki: &'a DevPki,
+    audit_dir: &'a Path,
+}
+
+struct Step<'a> {
+    title: &'a str,
+    client: &'a str,
+    method: http::Method,
+    path: String,
+    purpose: Option<&'a str>,
+    body: Option<Value>,
+}
+
+impl Tour<'_> {
+    async fn run(&self, population: &Population) -> anyhow::Result<()> {
+        let patient =
+            pick_patient(population).context("the population has no patient with observations")?;
+        let steps = [
+            Step {
+                title: "primary care reads a shared patient",
+                client: "maple-primary",
+                method: http::Method::GET,
+                path: format!("Patient/{patient}"),
+                purpose: Some("TREAT"),
+                body: None,
+            },
+            Step {
+                title: "primary care searches that patient's observations (paged)",
+                client: "maple-primary",
+                method: http::Method::GET,
+                path: format!("Observation?patient={patient}&_count=3"),
+                purpose: Some("TREAT"),
+                body: None,
+            },
+            Step {
+                title: "the clinic sends a referral back to primary care (write)",
+                client: "riverside-bh",
+                method: http::Method::POST,
+                path: "Task".to_owned(),
+                purpose: Some("COC"),
+                body: Some(referral_task(&patient)),
+            },
+            Step {
+                title: "primary care asks for a resource type no agreement grants",
+                client: "maple-primary",
+                method: http::Method::GET,
+                path: format!("DocumentReference?patient={patient}"),
+                purpose: Some("TREAT"),
+                body: None,
+            },
+            Step {
+                title: "the clinic asks for diagnoses only its expired pilot granted",
+                client: "riverside-bh",
+                method: http::Method::GET,
+                path: format!("Condition?patient={patient}"),
+                purpose: Some("TREAT"),
+                body: None,
+            },
+            Step {
+                title: "the hospital uses its suspended quality agreement",
+                client: "st-brigid",
+                method: http::Method::GET,
+                path: "Observation?category=laboratory".to_owned(),
+                purpose: Some("HOPERAT"),
+                body: None,
+            },
+            Step {
+                title: "primary care declares a purpose the agreement does not list",
+                client: "maple-primary",
+                method: http::Method::GET,
+                path: format!("Patient/{patient}"),
+                purpose: Some("HPAYMT"),
+                body: None,
+            },
+            Step {
+                title: "primary care declares no purpose of use",
+                client: "maple-primary",
+                method: http::Method::GET,
+                path: format!("Patient/{patient}"),
+                purpose: None,
+                body: None,
+            },
+            Step {
+                title: "a certificate from the dev CA that no partner is pinned to",
+                client: UNLISTED,
+                method: http::Method::GET,
+                path: format!("Patient/{patient}"),
+                purpose: Some("TREAT"),
+                body: None,
+            },
+        ];
+        for (n, step) in steps.iter().enumerate() {
+            self.step(n + 1, step).await?;
+        }
+        Ok(())
+    }
+
+    async fn step(&self, n: usize, step: &Step<'_>) -> anyhow::Result<()> {
+        let identity = self
+            .pki
+            .clients
+            .get(step.client)
+            .with_context(|| format!("no dev certificate `{}`", step.client))?;
+        let client = PartnerClient::new(
+            &self.pki.ca_cert_pem,
+            Some((&identity.cert_pem, &identity.key_pem)),
+        )?;
+        let url = format!("{}/{}", self.base, step.path);
+        let mut headers = vec![("Accept", "application/fhir+json")];
+        if let Some(purpose) = step.purpose {
+            headers.push((PURPOSE_HEADER, purpose));
+        }
+        let body = match &step.body {
+            Some(body) => {
+                headers.push(("Content-Type", "application/fhir+json"));
+                Some(serde_json::to_vec(body)?)
+            }
+            None => None,
+        };
+        let response = client
+            .send(step.method.clone(), &url, &headers, body)
+            .await?;
+
+        println!("{n:>2}. {}", step.title);
+        println!(
+            "    {:<14} {} /fhir/{}   purpose: {}",
+            step.client,
+            step.method,
+            step.path,
+            step.purpose.unwrap_or("(none)")
+        );
+        println!("    → {} {}", response.status, summarize(&response));
+        if let Some(record) = self.record_for(&response) {
+            println!("    rule: {}   [audit seq {}]", record.rule, record.seq);
+        }
+        println!();
+        Ok(())
+    }
+
+    fn record_for(&self, response: &PartnerResponse) -> Option<AuditRecord> {
+        let seq: u64 = response.header(AUDIT_SEQ_HEADER)?.parse().ok()?;
+        read_records(self.audit_dir)
+            .ok()?
+            .into_iter()
+            .find(|r| r.seq == seq)
+    }
+}
+
+fn pick_patient(population: &Population) -> Option<String> {
+    population
+        .of_type("Patient")
+        .filter_map(population::resource_id)
+        .find_map(|id| {
+            let reference = format!("Patient/{id}");
+            let observations = population
+                .of_type("Observation")
+                .filter(|o| o["subject"]["reference"] == reference.as_str())
+                .count();
+            (observations >= 4).then(|| id.to_owned())
+        })
+}
+
+fn referral_task(patient: &str) -> Value {
+    json!({
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "description": "Follow-up in primary care after behavioral-health intake",
+        "for": {"reference": format!("Patient/{patient}")},
+        "requester": {"reference": format!("Organization/{}", population::ORG_BEHAVIORAL)},
+        "owner": {"reference": format!("Organization/{}", population::ORG_PRIMARY)},
+        "authoredOn": "2026-11-24"
+    })
+}
+
+/// One line about a response body.
+fn summarize(response: &PartnerResponse) -> String {
+    let Ok(body) = response.json() else {
+        return String::new();
+    };
+    match body["resourceType"].as_str() {
+        Some("Bundle") => {
+            let entries = body["entry"].as_array().map_or(0, Vec::len);
+            let next = body["link"]
+                .as_array()
+                .and_then(|links| links.iter().find(|l| l["relation"] == "next"))
+                .and_then(|l| l["url"].as_str())
+                .map(|url| format!("; next page: {url}"))
+                .unwrap_or_default();
+            format!(
+                "Bundle with {entries} entries (total {}){next}",
+                body["total"]
+            )
+        }
+        Some("OperationOutcome") => {
+            format!(
+                "OperationOutcome: {}",
+                body["issue"][0]["diagnostics"].as_str().unwrap_or("")
+            )
+        }
+        Some(ty) => {
+            let location = response
+                .header("location")
+                .map(|l| format!(" at {l}"))
+                .unwrap_or_default();
+            format!("{ty}/{}{location}", body["id"].as_str().unwrap_or("?"))
+        }
+        None => String::new(),
+    }
+}
+
+fn print_audit(dir: &Path, first_seq: u64) -> anyhow::Result<()> {
+    let records = read_records(dir)?;
+    println!(
+        "Audit records written by this tour ({}):",
+        dir.join("audit.jsonl").display()
+    );
+    println!(
+        "  {:>4}  {:<14} {:<8} {:<7} {:>6}  {:<6}  target",
+        "seq", "partner", "purpose", "method", "status", "decision"
+    );
+    for record in records.iter().filter(|r| r.seq >= first_seq) {
+        println!(
+            "  {:>4}  {:<14} {:<8} {:<7} {:>6}  {:<6}  {}",
+            record.seq,
+            record.partner.as_deref().unwrap_or("-"),
+            record.purpose.as_deref().unwrap_or("-"),
+            record.method,
+            record.status,
+            serde_json::to_value(record.decision)?
+                .as_str()
+                .unwrap_or("?"),
+            record.target
+        );
+    }
+    println!();
+    Ok(())
+}
+
+fn print_try_it(dir: &Path, base: &str, population: &Population) {
+    let patient = pick_patient(population).unwrap_or_default();
+    let pki = dir.join("pki");
+    let cert = |name: &str| {
+        format!(
+            "--cacert {ca} --cert {c}.pem --key {c}.key",
+            ca = pki.join("ca.pem").display(),
+            c = pki.join("clients").join(name).display()
+        )
+    };
+    println!("The gateway keeps serving. Try it (Ctrl-C stops):");
+    println!();
+    println!(
+        "  curl {} -H 'X-Purpose-Of-Use: TREAT' \\\n    {base}/Patient/{patient}",
+        cert("maple-primary")
+    );
+    println!();
+    println!(
+        "  curl {} -H 'X-Purpose-Of-Use: TREAT' \\\n    '{base}/Observation?patient={patient}&_count=2'",
+        cert("st-brigid")
+    );
+    println!();
+    println!(
+        "  curl {} -H 'X-Purpose-Of-Use: TREAT' \\\n    {base}/Condition?patient={patient}",
+        cert("riverside-bh")
+    );
+    println!();
+    println!(
+        "  tail -f {}",
+        dir.join("audit").join("audit.jsonl").display()
+    );
+    println!();
+}
