@@ -1,0 +1,167 @@
+//! Every request leaves exactly one durable audit record, and nothing is
+//! released when the record cannot be written.
+
+use accord_audit::DecisionKind;
+use accord_e2e::{Harness, Options, UNLISTED};
+use http::Method;
+
+#[tokio::test]
+async fn every_request_permitted_or_denied_leaves_exactly_one_record() {
+    let h = Harness::start().await;
+    let patient = h.patient();
+    let maple = h.client("maple-primary");
+    let requests: Vec<(
+        &str,
+        accord_testkit::client::PartnerClient,
+        String,
+        Option<&str>,
+    )> = vec![
+        (
+            "permit",
+            maple.clone(),
+            format!("Patient/{patient}"),
+            Some("TREAT"),
+        ),
+        (
+            "permit",
+            maple.clone(),
+            format!("Observation?patient={patient}"),
+            Some("TREAT"),
+        ),
+        (
+            "deny",
+            maple.clone(),
+            "MedicationRequest".to_owned(),
+            Some("TREAT"),
+        ),
+        (
+            "deny",
+            maple.clone(),
+            format!("Patient/{patient}"),
+            Some("HPAYMT"),
+        ),
+        ("refuse", maple.clone(), format!("Patient/{patient}"), None),
+        (
+            "refuse",
+            maple.clone(),
+            "Nonsense/1".to_owned(),
+            Some("TREAT"),
+        ),
+        (
+            "refuse",
+            h.client(UNLISTED),
+            format!("Patient/{patient}"),
+            Some("TREAT"),
+        ),
+        (
+            "refuse",
+            h.anonymous_client(),
+            format!("Patient/{patient}"),
+            Some("TREAT"),
+        ),
+    ];
+    for (i, (expected, client, path, purpose)) in requests.into_iter().enumerate() {
+        let headers: Vec<(&str, &str)> = purpose
+            .map(|p| ("X-Purpose-Of-Use", p))
+            .into_iter()
+            .collect();
+        let response = client
+            .send(Method::GET, &h.url(&path), &headers, None)
+            .await
+            .unwrap();
+        let records = h.audit_records();
+        assert_eq!(
+            records.len(),
+            i + 1,
+            "request {i} ({path}) left {} records",
+            records.len() - i
+        );
+        let record = records.last().unwrap();
+        assert_eq!(
+            response.header("x-audit-seq"),
+            Some(record.seq.to_string().as_str()),
+            "the receipt names the record"
+        );
+        assert_eq!(
+            response.header("x-request-id"),
+            Some(record.request_id.as_str())
+        );
+        assert_eq!(record.status, response.status);
+        let decision = serde_json::to_value(record.decision).unwrap();
+        assert_eq!(decision, expected, "{path}: {record:?}");
+        assert!(
+            record.target.ends_with(&path),
+            "{} vs {path}",
+            record.target
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_permit_record_names_partner_purpose_agreement_and_rule() {
+    let h = Harness::start().await;
+    h.client("maple-primary")
+        .get(&h.url(&format!("Patient/{}", h.patient())), "TREAT")
+        .await
+        .unwrap();
+    let record = h.audit_records().pop().unwrap();
+    assert_eq!(record.decision, DecisionKind::Permit);
+    assert_eq!(record.partner.as_deref(), Some("maple-primary"));
+    assert_eq!(record.purpose.as_deref(), Some("TREAT"));
+    assert_eq!(record.interaction.as_deref(), Some("read"));
+    assert_eq!(record.resource_type.as_deref(), Some("Patient"));
+    let agreement = record.agreement.unwrap();
+    assert_eq!(
+        (
+            agreement.id.as_str(),
+            agreement.version,
+            agreement.grant.as_str()
+        ),
+        ("care", 3, "clinical")
+    );
+    assert_eq!(record.rule, "permit: agreement `care` v3 grant `clinical`");
+    assert_eq!(
+        record.client_spki.as_deref(),
+        Some(h.pki.clients["maple-primary"].spki_sha256_hex.as_str())
+    );
+}
+
+#[tokio::test]
+async fn when_the_audit_log_cannot_be_written_nothing_is_released() {
+    let h = Harness::start_with(Options {
+        audit_on_full_disk: true,
+        ..Options::default()
+    })
+    .await;
+    let patient = h.patient();
+    let response = h
+        .client("maple-primary")
+        .get(&h.url(&format!("Patient/{patient}")), "TREAT")
+        .await
+        .unwrap();
+    assert_eq!(response.status, 503, "{}", response.text());
+    let body = response.json().unwrap();
+    assert_eq!(body["resourceType"], "OperationOutcome");
+    let text = response.text();
+    assert!(
+        !text.contains(&patient),
+        "the body mentions the patient: {text}"
+    );
+    let name = h.population.get("Patient", &patient).unwrap()["name"][0]["family"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!text.contains(&name), "the body holds patient data: {text}");
+    assert!(
+        response.header("x-audit-seq").is_none(),
+        "no receipt without a record"
+    );
+
+    // Denials are not let through either, and the gateway keeps answering.
+    let denied = h
+        .client("maple-primary")
+        .get(&h.url("MedicationRequest"), "TREAT")
+        .await
+        .unwrap();
+    assert_eq!(denied.status, 503);
+}
