@@ -27,7 +27,8 @@ pub(crate) const CONDITION_VERIFICATION: &str =
 pub(crate) const CONSENT_SCOPE: &str = "http://terminology.hl7.org/CodeSystem/consentscope";
 pub(crate) const ORGANIZATION_TYPE: &str =
     "http://terminology.hl7.org/CodeSystem/organization-type";
-pub(crate) const CAREPLAN_CATEGORY: &str = "http://hl7.org/fhir/us/core/CodeSystem/careplan-category";
+pub(crate) const CAREPLAN_CATEGORY: &str =
+    "http://hl7.org/fhir/us/core/CodeSystem/careplan-category";
 pub(crate) const MEDREQ_CATEGORY: &str =
     "http://terminology.hl7.org/CodeSystem/medicationrequest-category";
 
@@ -231,23 +232,50 @@ pub(crate) const ETHANOL: Measure = Measure {
     high: 180,
 };
 
-pub(crate) const VITALS: &[&Measure] = &[&HEART_RATE, &BODY_WEIGHT, &SYSTOLIC];
 pub(crate) const LABS: &[&Measure] = &[&GLUCOSE, &CHOLESTEROL];
 
 pub(crate) const GIVEN_FEMALE: &[&str] = &[
-    "Ava", "Maria", "Grace", "Chloe", "Nora", "Lucia", "Hannah", "Amara", "Rosa", "Ingrid",
-    "Mei", "Fatima", "Leah", "Joan", "Priya", "Esther",
+    "Ava", "Maria", "Grace", "Chloe", "Nora", "Lucia", "Hannah", "Amara", "Rosa", "Ingrid", "Mei",
+    "Fatima", "Leah", "Joan", "Priya", "Esther",
 ];
 pub(crate) const GIVEN_MALE: &[&str] = &[
     "Liam", "Mateo", "Noah", "Elijah", "Omar", "Samuel", "Jonah", "Diego", "Arjun", "Felix",
     "Theo", "Malik", "Hiro", "Caleb", "Tomas", "Walter",
 ];
 pub(crate) const FAMILY: &[&str] = &[
-    "Alvarez", "Brennan", "Chen", "Delgado", "Eriksen", "Fofana", "Garcia", "Haddad", "Ivanova",
-    "Johnson", "Kowalski", "Lindqvist", "Mensah", "Nakamura", "Okafor", "Patel", "Quinn",
-    "Rossi", "Silva", "Tran", "Underwood", "Vargas", "Whitfield", "Yilmaz", "Zimmerman",
+    "Alvarez",
+    "Brennan",
+    "Chen",
+    "Delgado",
+    "Eriksen",
+    "Fofana",
+    "Garcia",
+    "Haddad",
+    "Ivanova",
+    "Johnson",
+    "Kowalski",
+    "Lindqvist",
+    "Mensah",
+    "Nakamura",
+    "Okafor",
+    "Patel",
+    "Quinn",
+    "Rossi",
+    "Silva",
+    "Tran",
+    "Underwood",
+    "Vargas",
+    "Whitfield",
+    "Yilmaz",
+    "Zimmerman",
 ];
 pub(crate) const STREETS: &[&str] = &[
-    "Maple Street", "River Road", "Elm Avenue", "Harbor Lane", "Orchard Way", "Mill Street",
-    "Cedar Court", "Bridge Street",
+    "Maple Street",
+    "River Road",
+    "Elm Avenue",
+    "Harbor Lane",
+    "Orchard Way",
+    "Mill Street",
+    "Cedar Court",
+    "Bridge Street",
 ];

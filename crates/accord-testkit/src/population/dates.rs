@@ -40,7 +40,12 @@ impl Day {
     /// FHIR `dateTime` with a time of day given in minutes after midnight UTC.
     pub(crate) fn at(self, minute_of_day: u64) -> String {
         let minute = minute_of_day % (24 * 60);
-        format!("{}T{:02}:{:02}:00Z", self.date_string(), minute / 60, minute % 60)
+        format!(
+            "{}T{:02}:{:02}:00Z",
+            self.date_string(),
+            minute / 60,
+            minute % 60
+        )
     }
 
     /// FHIR `instant` for `meta.lastUpdated`: the end of the working day the
@@ -52,7 +57,11 @@ impl Day {
 
 /// A birth date (outside the event window, so not a [`Day`]).
 pub(crate) fn birth_date(year: u64, month: u64, day: u64) -> String {
-    format!("{year:04}-{:02}-{:02}", month.clamp(1, 12), day.clamp(1, 28))
+    format!(
+        "{year:04}-{:02}-{:02}",
+        month.clamp(1, 12),
+        day.clamp(1, 28)
+    )
 }
 
 fn ymd(d: Date) -> String {

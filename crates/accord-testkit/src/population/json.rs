@@ -46,7 +46,8 @@ pub(crate) fn concept(system: &str, code: &str, display: &str) -> Value {
 }
 
 /// A UCUM Quantity.
-pub(crate) fn quantity(value: f64, unit: &str) -> Value {
+pub(crate) fn quantity(value: impl Into<Value>, unit: &str) -> Value {
+    let value: Value = value.into();
     json!({ "value": value, "unit": unit, "system": super::codes::UCUM, "code": unit })
 }
 

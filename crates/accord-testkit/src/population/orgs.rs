@@ -2,14 +2,14 @@
 
 use serde_json::{Value, json};
 
-use super::codes::{GIVEN_FEMALE, GIVEN_MALE, FAMILY, NPI, ORGANIZATION_TYPE};
+use super::codes::{FAMILY, GIVEN_FEMALE, GIVEN_MALE, NPI, ORGANIZATION_TYPE};
 use super::dates::{Day, SPAN_DAYS};
 use super::json::{Labels, concept, meta, npi, reference};
 use super::rng::Rng;
 use super::{ORG_BEHAVIORAL, ORG_HOSPITAL, ORG_PRIMARY};
 
 /// Practitioners generated per organization.
-pub(crate) const PRACTITIONERS_PER_ORG: usize = 3;
+pub(crate) const PRACTITIONERS_PER_ORG: u64 = 3;
 
 /// Which partner an event happened at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,7 +57,7 @@ impl OrgKind {
 
     /// The practitioner id for slot `n` (0-based, wraps).
     pub(crate) fn practitioner(self, n: u64) -> String {
-        let slot = n % PRACTITIONERS_PER_ORG as u64 + 1;
+        let slot = n % PRACTITIONERS_PER_ORG + 1;
         format!("prac-{}-{slot:02}", self.tag())
     }
 
@@ -99,7 +99,7 @@ pub(crate) fn practitioners(seed: u64) -> Vec<Value> {
     let mut rng = Rng::for_stream(seed, u64::MAX);
     let mut out = Vec::new();
     for (org_index, org) in OrgKind::ALL.iter().enumerate() {
-        for n in 0..PRACTITIONERS_PER_ORG as u64 {
+        for n in 0..PRACTITIONERS_PER_ORG {
             let female = rng.chance(50);
             let given = rng.pick(if female { GIVEN_FEMALE } else { GIVEN_MALE });
             let family = rng.pick(FAMILY);
@@ -131,14 +131,26 @@ pub(crate) struct Cohort {
 }
 
 pub(crate) const COHORTS: [Cohort; 3] = [
-    Cohort { id: super::COHORT_BH_PRIMARY, a: OrgKind::Behavioral, b: OrgKind::Primary },
-    Cohort { id: super::COHORT_BH_HOSPITAL, a: OrgKind::Behavioral, b: OrgKind::Hospital },
-    Cohort { id: super::COHORT_PRIMARY_HOSPITAL, a: OrgKind::Primary, b: OrgKind::Hospital },
+    Cohort {
+        id: super::COHORT_BH_PRIMARY,
+        a: OrgKind::Behavioral,
+        b: OrgKind::Primary,
+    },
+    Cohort {
+        id: super::COHORT_BH_HOSPITAL,
+        a: OrgKind::Behavioral,
+        b: OrgKind::Hospital,
+    },
+    Cohort {
+        id: super::COHORT_PRIMARY_HOSPITAL,
+        a: OrgKind::Primary,
+        b: OrgKind::Hospital,
+    },
 ];
 
 /// A Group resource listing the given patients (already in id order).
 pub(crate) fn cohort_group(cohort: &Cohort, members: &[String]) -> Value {
-    json!({
+    let mut group = json!({
         "resourceType": "Group",
         "id": cohort.id,
         "meta": meta(Day::from_offset(SPAN_DAYS - 1), Labels::None),
@@ -152,5 +164,12 @@ pub(crate) fn cohort_group(cohort: &Cohort, members: &[String]) -> Value {
             .iter()
             .map(|id| json!({ "entity": reference("Patient", id) }))
             .collect::<Vec<_>>(),
-    })
+    });
+    // FHIR JSON forbids empty arrays: a cohort nobody is in has no `member`.
+    if members.is_empty()
+        && let Some(object) = group.as_object_mut()
+    {
+        object.remove("member");
+    }
+    group
 }

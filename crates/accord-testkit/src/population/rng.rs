@@ -75,7 +75,12 @@ mod tests {
         let xs: Vec<u64> = (0..16).map(|_| a.next_u64()).collect();
         let ys: Vec<u64> = (0..16).map(|_| b.next_u64()).collect();
         assert_eq!(xs, ys);
-        assert_ne!(xs, (0..16).map(|_| Rng::for_stream(7, 4).next_u64()).collect::<Vec<_>>());
+        assert_ne!(
+            xs,
+            (0..16)
+                .map(|_| Rng::for_stream(7, 4).next_u64())
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
