@@ -1,6 +1,13 @@
 //! Every request leaves exactly one durable audit record, and nothing is
 //! released when the record cannot be written.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // test code: a panic is a failed test
+
 use accord_audit::DecisionKind;
 use accord_e2e::{Harness, Options, UNLISTED};
 use http::Method;

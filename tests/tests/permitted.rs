@@ -1,5 +1,12 @@
 //! What partners are allowed to do works end to end through mTLS.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // test code: a panic is a failed test
+
 use accord_e2e::Harness;
 use http::Method;
 use serde_json::{Value, json};

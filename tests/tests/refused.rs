@@ -1,6 +1,13 @@
 //! Everything a partner may not do is refused with an OperationOutcome, and
 //! the upstream never sees it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // test code: a panic is a failed test
+
 use accord_e2e::{Harness, UNLISTED};
 use accord_testkit::client::{PartnerClient, PartnerResponse};
 use accord_testkit::pki::DevPki;

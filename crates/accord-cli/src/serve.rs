@@ -75,7 +75,7 @@ fn reload(server: &GatewayServer, dir: &Path) {
             tracing::info!(dir = %dir.display(), "policies reloaded");
         }
         Err(e) => {
-            tracing::error!(errors = %e, "policy reload refused; keeping the last good policies")
+            tracing::error!(errors = %e, "policy reload refused; keeping the last good policies");
         }
     }
 }

@@ -1,5 +1,12 @@
 //! The `accord` binary as users run it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // test code: a panic is a failed test
+
 use std::process::Command;
 
 fn accord() -> Command {

@@ -16,6 +16,8 @@ pub enum ValidationError {
     },
     #[error("body is not a valid R4 `{ty}`: {reason}")]
     NotR4 { ty: ResourceType, reason: String },
+    #[error("`{path}` is {what}; FHIR JSON has no empty arrays, empty objects or nulls")]
+    EmptyOrNull { path: String, what: &'static str },
 }
 
 /// Checks that `body` is JSON for a resource of type `expected` that the R4
@@ -34,14 +36,69 @@ pub fn validate_resource(body: &[u8], expected: ResourceType) -> Result<Value, V
             found: found.to_owned(),
         });
     }
-    // fhirbolt's default mode is strict.
-    fhirbolt::json::from_slice::<fhirbolt::model::r4::Resource>(body, None).map_err(|e| {
-        ValidationError::NotR4 {
+    // FHIR JSON forbids these, and fhirbolt 0.4 panics on empty arrays
+    // instead of returning an error: refuse them before it sees the body.
+    reject_empty_or_null(&value, &mut String::from(expected.as_str()))?;
+    // Defence in depth: any other panic inside the model is a refusal, not a
+    // crashed request. fhirbolt's default mode is strict.
+    let parsed = std::panic::catch_unwind(|| {
+        fhirbolt::json::from_slice::<fhirbolt::model::r4::Resource>(body, None)
+    });
+    match parsed {
+        Ok(Ok(_)) => Ok(value),
+        Ok(Err(e)) => Err(ValidationError::NotR4 {
             ty: expected,
             reason: e.to_string(),
+        }),
+        Err(_) => Err(ValidationError::NotR4 {
+            ty: expected,
+            reason: "the resource could not be read".to_owned(),
+        }),
+    }
+}
+
+/// Finds the first empty array, empty object or misplaced null. Nulls are
+/// allowed only inside arrays (to align primitive values with their `_x`
+/// extensions).
+fn reject_empty_or_null(value: &Value, path: &mut String) -> Result<(), ValidationError> {
+    let fail = |path: &str, what| {
+        Err(ValidationError::EmptyOrNull {
+            path: path.to_owned(),
+            what,
+        })
+    };
+    match value {
+        Value::Array(items) if items.is_empty() => fail(path, "an empty array"),
+        Value::Array(items) => {
+            if items.iter().all(Value::is_null) {
+                return fail(path, "an array of nulls");
+            }
+            for (i, item) in items.iter().enumerate() {
+                if !item.is_null() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    reject_empty_or_null(item, path)?;
+                    path.truncate(len);
+                }
+            }
+            Ok(())
         }
-    })?;
-    Ok(value)
+        Value::Object(fields) if fields.is_empty() => fail(path, "an empty object"),
+        Value::Object(fields) => {
+            for (name, field) in fields {
+                let len = path.len();
+                path.push('.');
+                path.push_str(name);
+                if field.is_null() {
+                    return fail(path, "null");
+                }
+                reject_empty_or_null(field, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -236,9 +236,9 @@ fn validate_write(request: &FhirRequest, body: &Bytes) -> Result<(), GatewayErro
         _ => return Ok(()),
     };
     let resource = validate_resource(body, ty).map_err(|e| match e {
-        ValidationError::NotJson(_) | ValidationError::WrongType { .. } => {
-            GatewayError::bad_request(e.to_string())
-        }
+        ValidationError::NotJson(_)
+        | ValidationError::WrongType { .. }
+        | ValidationError::EmptyOrNull { .. } => GatewayError::bad_request(e.to_string()),
         ValidationError::NotR4 { .. } => GatewayError::unprocessable(e.to_string()),
     })?;
     if let Some(id) = id {

@@ -1,5 +1,12 @@
 //! Policy files with mistakes are refused with `file:line:col` errors.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // test code: a panic is a failed test
+
 use accord_policy::{PolicySet, SourceFile};
 
 const PARTNERS: &str = r#"
