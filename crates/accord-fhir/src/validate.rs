@@ -132,4 +132,32 @@ mod tests {
             Err(ValidationError::NotJson(_))
         ));
     }
+
+    #[test]
+    fn empty_arrays_objects_and_nulls_are_refused_without_panicking() {
+        let cases = [
+            (
+                r#"{"resourceType":"Task","status":"requested","intent":"order","input":[]}"#,
+                "Task.input",
+            ),
+            (
+                r#"{"resourceType":"Task","status":"requested","intent":"order","for":{}}"#,
+                "Task.for",
+            ),
+            (
+                r#"{"resourceType":"Task","status":"requested","intent":"order","note":[{"text":"a","extension":[]}]}"#,
+                "Task.note[0].extension",
+            ),
+            (
+                r#"{"resourceType":"Task","status":"requested","intent":"order","description":null}"#,
+                "Task.description",
+            ),
+        ];
+        for (body, path) in cases {
+            match validate_resource(body.as_bytes(), task()) {
+                Err(ValidationError::EmptyOrNull { path: found, .. }) => assert_eq!(found, path),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
 }
