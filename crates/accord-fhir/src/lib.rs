@@ -7,6 +7,7 @@
 //! It must never do I/O or hold policy: it only parses, names and renders,
 //! and everything it parses comes from the network and may be hostile.
 
+pub mod compartment;
 pub mod id;
 pub mod links;
 pub mod outcome;
