@@ -15,6 +15,11 @@ use crate::resource_type::ResourceType;
 #[rustfmt::skip]
 mod table;
 
+/// Search parameter → element paths that hold the patient reference.
+type ParamPaths = &'static [(&'static str, &'static [&'static str])];
+/// Resource type → its patient parameters, sorted by type.
+type Table = &'static [(&'static str, ParamPaths)];
+
 use table::PATIENT_COMPARTMENT;
 
 /// Types the R4 definition leaves out of the Patient compartment although
@@ -22,7 +27,7 @@ use table::PATIENT_COMPARTMENT;
 /// release them to anyone granted the type, so Accord adds them, failing
 /// closed like any compartment type.
 // INVARIANT: sorted by type.
-const PATIENT_LINKS_BEYOND_COMPARTMENT: &[(&str, &[(&str, &[&str])])] = &[
+const PATIENT_LINKS_BEYOND_COMPARTMENT: Table = &[
     ("Contract", &[("subject", &["subject"])]),
     ("Device", &[("patient", &["patient"])]),
     ("GuidanceResponse", &[("subject", &["subject"])]),
@@ -104,11 +109,8 @@ pub fn patient_id_of_reference(reference: &str) -> Option<&str> {
     (valid_tail && crate::id::ResourceId::parse(id).is_ok()).then_some(*id)
 }
 
-fn links_for(ty: &str) -> Option<&'static [(&'static str, &'static [&'static str])]> {
-    let find = |table: &'static [(
-        &'static str,
-        &'static [(&'static str, &'static [&'static str])],
-    )]| {
+fn links_for(ty: &str) -> Option<ParamPaths> {
+    let find = |table: Table| {
         table
             .binary_search_by(|(name, _)| (*name).cmp(ty))
             .ok()

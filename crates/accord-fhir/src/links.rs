@@ -21,6 +21,11 @@ impl BaseRewrite {
         }
     }
 
+    /// The gateway's FHIR base (no trailing slash).
+    pub fn gateway_base(&self) -> &str {
+        &self.gateway
+    }
+
     /// The gateway form of `url`, or `None` when `url` is not under the
     /// upstream base (and so cannot be followed through the gateway).
     pub fn rewrite(&self, url: &str) -> Option<String> {

@@ -10,7 +10,7 @@ use crate::resource_type::{ResourceType, UnknownResourceType};
 
 mod params;
 
-pub use params::{ParamError, SearchParams};
+pub use params::{ParamError, SearchParams, base_name, modifier};
 
 /// The HTTP methods FHIR REST uses. Others (HEAD, OPTIONS, TRACE, ...) are
 /// refused before they reach this type.

@@ -8,6 +8,7 @@ use accord_fhir::{InteractionKind, Purpose, ResourceType};
 use accord_policy::{Decision, PartnerId, SpkiPin};
 
 use crate::error::ErrorSource;
+use crate::filter::ReleaseReport;
 
 /// Per-request state, filled in as the phases run.
 #[derive(Debug)]
@@ -26,4 +27,6 @@ pub struct RequestContext {
     pub error_source: Option<ErrorSource>,
     /// Why the request was refused before a decision, in the partner's words.
     pub refusal: Option<String>,
+    /// What the filter phase released and withheld.
+    pub report: ReleaseReport,
 }

@@ -1,9 +1,7 @@
-//! Phase 5, filter: check what the upstream answered before any of it can be
-//! released; rewrite every URL to point at the gateway.
-//!
-//! This first version checks that the body is FHIR JSON and rewrites links;
-//! per-resource filtering (compartment, consent, sensitivity, redaction)
-//! builds on the same place.
+//! Phase 5, filter: every resource leaving the gateway — a single resource,
+//! Bundle entries of any mode, contained resources, history versions — is
+//! checked again against the decision's scope before anything is released,
+//! and every URL is rewritten to point at the gateway.
 
 use accord_fhir::BaseRewrite;
 use bytes::Bytes;
@@ -12,6 +10,15 @@ use serde_json::Value;
 
 use crate::error::GatewayError;
 use crate::forward::UpstreamResponse;
+use crate::scope::Scope;
+
+mod bundle;
+mod report;
+mod verdict;
+
+pub use bundle::{empty_searchset, filter_bundle};
+pub use report::{Counts, ReleaseReport};
+pub use verdict::{Verdict, WithholdReason, verdict};
 
 /// A response that passed the filter, ready to be audited and sent.
 #[derive(Debug)]
@@ -21,10 +28,22 @@ pub struct Releasable {
     pub body: Bytes,
 }
 
+/// How the filter looks at a response.
+#[derive(Debug)]
+pub enum Checks<'s, 'p> {
+    /// Check every resource against the scope.
+    Resources(&'s Scope<'p>),
+    /// The server's CapabilityStatement: no patient data; released as is.
+    Capabilities,
+}
+
 /// Checks and rewrites the upstream's answer.
 pub fn filter(
     upstream: UpstreamResponse,
+    checks: &Checks<'_, '_>,
     rewrite: &BaseRewrite,
+    self_link: &str,
+    report: &mut ReleaseReport,
 ) -> Result<Releasable, GatewayError> {
     if upstream.status.is_server_error() {
         tracing::warn!(status = %upstream.status, "upstream server error");
@@ -33,11 +52,7 @@ pub fn filter(
     if upstream.status.is_client_error() {
         return Err(upstream_refusal(upstream.status));
     }
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/fhir+json; charset=utf-8"),
-    );
+    let mut headers = fhir_headers();
     // Only headers that describe the resource pass; everything else the
     // upstream says about itself stays behind.
     for name in [header::ETAG, header::LAST_MODIFIED] {
@@ -65,20 +80,63 @@ pub fn filter(
             body: upstream.body,
         });
     }
-    let mut json: Value =
+    let json: Value =
         serde_json::from_slice(&upstream.body).map_err(|_| GatewayError::upstream_invalid())?;
-    if json.get("resourceType").and_then(Value::as_str).is_none() {
+    let Some(resource_type) = json.get("resourceType").and_then(Value::as_str) else {
         return Err(GatewayError::upstream_invalid());
-    }
-    if json.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
-        rewrite.rewrite_bundle(&mut json);
-    }
-    let body = serde_json::to_vec(&json).map_err(|_| GatewayError::internal())?;
+    };
+    let released = match (checks, resource_type) {
+        (Checks::Capabilities, "CapabilityStatement") => json,
+        (Checks::Capabilities, _) => return Err(GatewayError::upstream_invalid()),
+        // An informational outcome on success may describe upstream
+        // internals: the status says enough.
+        (Checks::Resources(_), "OperationOutcome") => {
+            return Ok(Releasable {
+                status: upstream.status,
+                headers,
+                body: Bytes::new(),
+            });
+        }
+        (Checks::Resources(scope), "Bundle") => {
+            filter_bundle(&json, scope, rewrite, self_link, report)
+        }
+        (Checks::Resources(scope), _) => match verdict(&json, scope) {
+            Verdict::Release { patients } => {
+                report.released(&json, &patients);
+                json
+            }
+            Verdict::Withhold(reason) => {
+                report.withheld(&json, reason);
+                // The same answer as for a resource that does not exist.
+                return Err(GatewayError::not_found("resource not found"));
+            }
+        },
+    };
+    let body = serde_json::to_vec(&released).map_err(|_| GatewayError::internal())?;
     Ok(Releasable {
         status: upstream.status,
         headers,
         body: Bytes::from(body),
     })
+}
+
+/// A response the gateway makes itself (e.g. an empty searchset).
+pub fn gateway_made(status: StatusCode, body: &Value) -> Result<Releasable, GatewayError> {
+    let body = serde_json::to_vec(body).map_err(|_| GatewayError::internal())?;
+    Ok(Releasable {
+        status,
+        headers: fhir_headers(),
+        body: Bytes::from(body),
+    })
+}
+
+fn fhir_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/fhir+json; charset=utf-8"),
+    );
+    headers
 }
 
 /// The upstream refused the request. Its OperationOutcome may describe its
@@ -108,83 +166,4 @@ fn upstream_refusal(status: StatusCode) -> GatewayError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn upstream(status: u16, headers: &[(&str, &str)], body: Value) -> UpstreamResponse {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.insert(
-                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
-            );
-        }
-        UpstreamResponse {
-            status: StatusCode::from_u16(status).unwrap(),
-            headers: map,
-            body: Bytes::from(body.to_string()),
-        }
-    }
-
-    fn rewrite() -> BaseRewrite {
-        BaseRewrite::new("http://up:1/fhir", "https://gw:2/fhir")
-    }
-
-    #[test]
-    fn rewrites_bundle_links_and_location_and_drops_upstream_headers() {
-        let bundle = json!({"resourceType": "Bundle", "type": "searchset",
-            "link": [{"relation": "next", "url": "http://up:1/fhir/Patient?page=2"}]});
-        let out = filter(
-            upstream(
-                200,
-                &[
-                    ("server", "secret/1.0"),
-                    ("location", "http://up:1/fhir/Task/1/_history/1"),
-                ],
-                bundle,
-            ),
-            &rewrite(),
-        )
-        .unwrap();
-        let body: Value = serde_json::from_slice(&out.body).unwrap();
-        assert_eq!(body["link"][0]["url"], "https://gw:2/fhir/Patient?page=2");
-        assert_eq!(
-            out.headers["location"],
-            "https://gw:2/fhir/Task/1/_history/1"
-        );
-        assert!(out.headers.get("server").is_none());
-    }
-
-    #[test]
-    fn refuses_what_it_cannot_check() {
-        let not_json = UpstreamResponse {
-            status: StatusCode::OK,
-            headers: HeaderMap::new(),
-            body: Bytes::from_static(b"<Patient/>"),
-        };
-        assert_eq!(
-            filter(not_json, &rewrite()).unwrap_err().status,
-            StatusCode::BAD_GATEWAY
-        );
-        let no_type = upstream(200, &[], json!({"id": "x"}));
-        assert_eq!(
-            filter(no_type, &rewrite()).unwrap_err().status,
-            StatusCode::BAD_GATEWAY
-        );
-    }
-
-    #[test]
-    fn upstream_errors_keep_status_but_not_upstream_words() {
-        let oo = json!({"resourceType": "OperationOutcome", "issue": [{"diagnostics": "HAPI-0971 at org.internal"}]});
-        let err = filter(upstream(404, &[], oo.clone()), &rewrite()).unwrap_err();
-        assert_eq!(err.status, StatusCode::NOT_FOUND);
-        assert!(!err.message.contains("HAPI"));
-        assert_eq!(
-            filter(upstream(500, &[], oo), &rewrite())
-                .unwrap_err()
-                .status,
-            StatusCode::BAD_GATEWAY
-        );
-    }
-}
+mod tests;

@@ -16,12 +16,18 @@ pub mod error;
 pub mod filter;
 pub mod forward;
 pub mod identify;
+pub mod narrow;
 pub mod parse;
 pub mod pipeline;
 pub mod policy_store;
 pub mod respond;
+pub mod scope;
 pub mod server;
 pub mod tls;
+pub mod write;
+
+#[cfg(test)]
+mod test_support;
 
 pub use config::{GatewayConfig, Limits, TlsFiles};
 pub use error::{ErrorSource, GatewayError};

@@ -9,26 +9,30 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use accord_audit::AuditSink;
-use accord_fhir::{BaseRewrite, FhirRequest, Interaction, ValidationError, validate_resource};
+use accord_fhir::{BaseRewrite, FhirRequest, Interaction};
 use accord_policy::SpkiPin;
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Request, Response, header};
+use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::audit;
 use crate::config::Limits;
 use crate::context::RequestContext;
 use crate::decide::{decide, denial};
 use crate::error::GatewayError;
-use crate::filter::{Releasable, filter};
+use crate::filter::{Checks, Releasable, ReleaseReport, empty_searchset, filter, gateway_made};
 use crate::forward::Upstream;
 use crate::identify::identify;
+use crate::narrow::{Narrowing, narrow};
 use crate::parse::{parse_purpose, parse_request};
 use crate::policy_store::PolicyStore;
 use crate::respond::{Outcome, respond};
+use crate::scope::Scope;
+use crate::write::prepare_write;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -91,6 +95,7 @@ impl Gateway {
             decision: None,
             error_source: None,
             refusal: None,
+            report: ReleaseReport::default(),
         };
         let outcome = match self.run(&mut ctx, request).await {
             Ok(released) => Outcome::Release(released),
@@ -136,26 +141,32 @@ impl Gateway {
         let (parts, body) = request.into_parts();
         self.check_header_size(&parts)?;
         let body = self.read_body(&parts, body).await?;
-        let fhir = parse_request(&parts, &body, &self.base_path)?;
+        let mut fhir = parse_request(&parts, &body, &self.base_path)?;
         ctx.interaction = Some(fhir.interaction.kind());
         ctx.resource_type = fhir.resource_type();
         let purpose = parse_purpose(&parts.headers)?;
         ctx.purpose = Some(purpose.clone());
 
         // decide
-        let decision = decide(
-            &policies,
-            &partner,
-            &purpose,
-            &fhir,
-            OffsetDateTime::now_utc(),
-        );
+        let now = OffsetDateTime::now_utc();
+        let decision = decide(&policies, &partner, &purpose, &fhir, now);
         let refused = denial(&decision);
         ctx.decision = Some(decision);
         if let Some(error) = refused {
             return Err(error);
         }
-        validate_write(&fhir, &body)?;
+
+        // narrow
+        let self_link = self.self_link(&fhir);
+        let scope = Scope::new(&policies, &partner, &purpose, now);
+        if narrow(&mut fhir, &scope)? == Narrowing::NoMatch {
+            let updated = now.format(&Rfc3339).unwrap_or_default();
+            return gateway_made(
+                StatusCode::OK,
+                &empty_searchset(&ctx.request_id, &updated, &self_link),
+            );
+        }
+        let body = prepare_write(&fhir, body, &scope, &partner)?;
 
         // forward
         let upstream = self
@@ -169,7 +180,32 @@ impl Gateway {
             .await?;
 
         // filter
-        filter(upstream, &self.rewrite)
+        let checks = match fhir.interaction {
+            Interaction::Capabilities => Checks::Capabilities,
+            _ => Checks::Resources(&scope),
+        };
+        filter(
+            upstream,
+            &checks,
+            &self.rewrite,
+            &self_link,
+            &mut ctx.report,
+        )
+    }
+
+    /// The partner's request as a gateway URL: the `self` link of any
+    /// Bundle it gets back (before narrowing, so it reveals nothing).
+    fn self_link(&self, request: &FhirRequest) -> String {
+        let mut link = format!(
+            "{}/{}",
+            self.rewrite.gateway_base(),
+            request.relative_path()
+        );
+        if !request.params.is_empty() {
+            link.push('?');
+            link.push_str(&request.params.to_query_string());
+        }
+        link
     }
 
     fn check_header_size(&self, parts: &Parts) -> Result<(), GatewayError> {
@@ -225,29 +261,4 @@ impl Gateway {
         }
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
-}
-
-/// Writes must carry a valid R4 resource of the type (and, for updates, the
-/// id) the URL names.
-fn validate_write(request: &FhirRequest, body: &Bytes) -> Result<(), GatewayError> {
-    let (ty, id) = match &request.interaction {
-        Interaction::Create { ty } => (*ty, None),
-        Interaction::Update { ty, id } => (*ty, Some(id)),
-        _ => return Ok(()),
-    };
-    let resource = validate_resource(body, ty).map_err(|e| match e {
-        ValidationError::NotJson(_)
-        | ValidationError::WrongType { .. }
-        | ValidationError::EmptyOrNull { .. } => GatewayError::bad_request(e.to_string()),
-        ValidationError::NotR4 { .. } => GatewayError::unprocessable(e.to_string()),
-    })?;
-    if let Some(id) = id {
-        let body_id = resource.get("id").and_then(serde_json::Value::as_str);
-        if body_id != Some(id.as_str()) {
-            return Err(GatewayError::bad_request(format!(
-                "the resource id must be `{id}`, as in the URL"
-            )));
-        }
-    }
-    Ok(())
 }

@@ -5,7 +5,7 @@
 /// `(resource type, [(search parameter, [element paths])])` for every type in
 /// the R4 Patient compartment, sorted by type. Types listed without
 /// parameters in the definition are not in the compartment and are omitted.
-pub(super) const PATIENT_COMPARTMENT: &[(&str, &[(&str, &[&str])])] = &[
+pub(super) const PATIENT_COMPARTMENT: super::Table = &[
     ("Account", &[
         ("subject", &["subject"]),
     ]),

@@ -66,6 +66,20 @@ impl SearchParams {
         self.0.push((name.to_owned(), value.to_owned()));
     }
 
+    /// Keeps only the parameters for which `keep(name, value)` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
+        self.0.retain(|(name, value)| keep(name, value));
+    }
+
+    /// Replaces the value of the parameter at `index` (in [`iter`] order).
+    ///
+    /// [`iter`]: SearchParams::iter
+    pub fn set_value(&mut self, index: usize, value: String) {
+        if let Some(slot) = self.0.get_mut(index) {
+            slot.1 = value;
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
@@ -93,6 +107,12 @@ impl SearchParams {
         }
         out.finish()
     }
+}
+
+/// The `:modifier` of a parameter name, if any (`code:not` → `not`).
+pub fn modifier(name: &str) -> Option<&str> {
+    let base = base_name(name);
+    name.get(base.len()..)?.strip_prefix(':')
 }
 
 /// The parameter name without its `:modifier` or `.chain`.
@@ -168,6 +188,10 @@ mod tests {
         assert_eq!(base_name("code:not"), "code");
         assert_eq!(base_name("subject.name"), "subject");
         assert_eq!(base_name("_id"), "_id");
+        assert_eq!(modifier("code:not"), Some("not"));
+        assert_eq!(modifier("subject:Patient"), Some("Patient"));
+        assert_eq!(modifier("code"), None);
+        assert_eq!(modifier("subject.name"), None);
     }
 
     #[test]

@@ -1,0 +1,76 @@
+//! What a response released and withheld, per patient and type, for the
+//! audit record.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::verdict::WithholdReason;
+
+/// Counts of one resource type for one patient.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub released: u32,
+    pub withheld: u32,
+}
+
+/// Everything the filter phase did, for the audit record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleaseReport {
+    /// patient id → resource type → counts (released resources of
+    /// non-patient types are counted under `""`).
+    pub by_patient: BTreeMap<String, BTreeMap<String, Counts>>,
+    pub released: u32,
+    pub withheld: u32,
+    /// Why resources were withheld, with how many each.
+    pub withheld_reasons: BTreeMap<String, u32>,
+}
+
+// === impl ReleaseReport ===
+
+impl ReleaseReport {
+    pub fn released(&mut self, resource: &Value, patients: &BTreeSet<String>) {
+        self.released += 1;
+        let ty = type_name(resource);
+        let owners: Vec<&str> = if patients.is_empty() {
+            vec![""]
+        } else {
+            patients.iter().map(String::as_str).collect()
+        };
+        for patient in owners {
+            let counts = self
+                .by_patient
+                .entry(patient.to_owned())
+                .or_default()
+                .entry(ty.clone())
+                .or_default();
+            counts.released += 1;
+        }
+    }
+
+    pub fn withheld(&mut self, _resource: &Value, reason: WithholdReason) {
+        // Withheld resources are not attributed to patients: the record of
+        // a refusal must not become a list of who has sensitive data.
+        self.withheld += 1;
+        *self
+            .withheld_reasons
+            .entry(format!("{reason:?}"))
+            .or_default() += 1;
+    }
+
+    /// Patients whose data was released.
+    pub fn patients(&self) -> impl Iterator<Item = &str> {
+        self.by_patient
+            .keys()
+            .map(String::as_str)
+            .filter(|p| !p.is_empty())
+    }
+}
+
+fn type_name(resource: &Value) -> String {
+    resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}

@@ -1,0 +1,93 @@
+//! The per-resource check every resource leaving the gateway passes,
+//! whatever position it holds in the response.
+
+use std::collections::BTreeSet;
+
+use accord_fhir::ResourceType;
+use accord_fhir::compartment::{PatientLinks, is_patient_data, patient_links};
+use serde_json::Value;
+
+use crate::scope::Scope;
+
+/// What happens to one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Released; the patients it belongs to (empty for non-patient data).
+    Release { patients: BTreeSet<String> },
+    /// Withheld, and why (for the audit record, never for the partner).
+    Withhold(WithholdReason),
+}
+
+/// Why a resource was withheld.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithholdReason {
+    /// Not a FHIR resource of a known type.
+    NotAResource,
+    /// No agreement lets the partner read this type.
+    TypeNotGranted,
+    /// Patient data whose patient cannot be determined.
+    PatientUndetermined,
+    /// A patient it belongs to is out of the partner's reach.
+    PatientOutOfReach,
+    /// A contained resource failed its own check.
+    ContainedWithheld,
+}
+
+/// Checks `resource` (and what it contains) against `scope`.
+pub fn verdict(resource: &Value, scope: &Scope<'_>) -> Verdict {
+    let Some(ty) = resource_type(resource) else {
+        return Verdict::Withhold(WithholdReason::NotAResource);
+    };
+    if !scope.may_read(ty) {
+        return Verdict::Withhold(WithholdReason::TypeNotGranted);
+    }
+    let patients = match patients_in_reach(resource, scope) {
+        Ok(patients) => patients,
+        Err(reason) => return Verdict::Withhold(reason),
+    };
+    if let Some(contained) = resource.get("contained").and_then(Value::as_array) {
+        for inner in contained {
+            if !contained_is_releasable(inner, scope) {
+                return Verdict::Withhold(WithholdReason::ContainedWithheld);
+            }
+        }
+    }
+    Verdict::Release { patients }
+}
+
+fn resource_type(resource: &Value) -> Option<ResourceType> {
+    ResourceType::parse(resource.get("resourceType")?.as_str()?).ok()
+}
+
+fn patients_in_reach(
+    resource: &Value,
+    scope: &Scope<'_>,
+) -> Result<BTreeSet<String>, WithholdReason> {
+    match patient_links(resource) {
+        PatientLinks::NotPatientData => Ok(BTreeSet::new()),
+        PatientLinks::Undetermined => Err(WithholdReason::PatientUndetermined),
+        PatientLinks::Patients(patients) => {
+            // A resource tied to several patients is released only if all
+            // of them are within reach.
+            if patients.iter().all(|p| scope.patient_in_reach(p)) {
+                Ok(patients)
+            } else {
+                Err(WithholdReason::PatientOutOfReach)
+            }
+        }
+    }
+}
+
+/// A contained resource travels with its container. One that is patient
+/// data must itself point at patients in reach (a contained Patient has
+/// only a local id, so it can never be placed and withholds its container);
+/// one that is not (a contained Medication, Practitioner) goes with it.
+fn contained_is_releasable(inner: &Value, scope: &Scope<'_>) -> bool {
+    let Some(ty) = resource_type(inner) else {
+        return false;
+    };
+    if ty == ResourceType::PATIENT {
+        return false;
+    }
+    !is_patient_data(ty) || patients_in_reach(inner, scope).is_ok()
+}
