@@ -1,0 +1,148 @@
+"""What the design (../shared/DESIGN.md: narrow, filter, writes) requires and
+the gateway does not do yet, shown against a real upstream that happily
+answers. Each test states the required behaviour and is marked xfail with
+the reason; when the gateway closes a gap, the test XPASSes (listed in the
+summary): then drop its mark so it guards the behaviour from then on.
+
+Tests accept either way of closing a gap the design allows (refuse the
+request, or answer without what must not leave), so they do not dictate an
+implementation.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def gap(reason: str):
+    def mark(test):
+        return pytest.mark.gap(pytest.mark.xfail(reason=reason, strict=False)(test))
+
+    return mark
+
+
+def _refused_or(response, check) -> None:
+    if response.status_code == 403:
+        assert response.json()["resourceType"] == "OperationOutcome"
+        return
+    assert response.status_code == 200, response.text
+    check(response.json())
+
+
+def _types(bundle: dict) -> set[str]:
+    return {e["resource"]["resourceType"] for e in bundle.get("entry", [])}
+
+
+@gap("GET metadata is forwarded as is: sekmet's CapabilityStatement names its own base "
+     "(url, implementation.url, messaging endpoints) and formats the gateway refuses")
+def test_capability_statement_does_not_name_the_upstream(env, http):
+    r = http("maple-primary", "TREAT").get(f"{env.gateway}/metadata", timeout=30)
+    assert r.status_code == 200
+    statement = r.json()
+    assert statement["resourceType"] == "CapabilityStatement"
+    assert "xml" not in " ".join(statement.get("format", []))
+
+
+@gap("_include is forwarded unchecked: an included resource of an ungranted type is released")
+@pytest.mark.parametrize("include", ["Observation:performer", "Observation:performer:Practitioner"])
+def test_include_never_releases_an_ungranted_type(env, http, include):
+    r = http("maple-primary", "TREAT").get(
+        f"{env.gateway}/Observation", params={"patient": "pat-0001", "_include": include}, timeout=30
+    )
+    _refused_or(r, lambda bundle: _assert_only(bundle, {"Observation", "Patient"}))
+
+
+@gap("_revinclude is forwarded unchecked: resources of an ungranted type are released")
+def test_revinclude_never_releases_an_ungranted_type(env, http):
+    r = http("st-brigid", "TREAT").get(
+        f"{env.gateway}/Patient", params={"_id": "example", "_revinclude": "AllergyIntolerance:patient"}, timeout=30
+    )
+    _refused_or(r, lambda bundle: _assert_only(bundle, {"Patient"}))
+
+
+def _assert_only(bundle: dict, allowed: set[str]) -> None:
+    assert _types(bundle) <= allowed, _types(bundle)
+
+
+@gap("parameters that reach around the policy are forwarded (design: refused unless a grant allows them)")
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("Patient", {"_has:Observation:patient:code": "8867-4"}),
+        ("Patient", {"_has:AllergyIntolerance:patient:criticality": "high"}),
+        ("Observation", {"subject:Patient.name": "Chalmers"}),
+        ("Observation", {"patient": "example", "performer.name": "x"}),
+        ("Patient", {"_filter": "name eq Chalmers"}),
+        ("Patient", {"_query": "everything"}),
+        ("Observation", {"_contained": "true", "patient": "example"}),
+    ],
+    ids=["_has", "_has-ungranted", "chain", "chain-ungranted", "_filter", "_query", "_contained"],
+)
+def test_reach_around_parameters_are_refused(env, http, path, params):
+    r = http("maple-primary", "TREAT").get(f"{env.gateway}/{path}", params=params, timeout=30)
+    assert r.status_code == 403, r.text[:300]
+    assert r.json()["resourceType"] == "OperationOutcome"
+
+
+@gap("sekmet's paging links for a compartment search drop the compartment; the gateway passes them on, "
+     "so `next` widens the search to every patient (design: links keep the narrowing)")
+def test_compartment_search_paging_keeps_the_compartment(env, http):
+    s = http("maple-primary", "TREAT")
+    r = s.get(f"{env.gateway}/Patient/example/Observation", params={"_count": "5"}, timeout=30)
+
+    def every_page_is_the_patients(bundle):
+        pages = 0
+        while bundle:
+            pages += 1
+            subjects = {e["resource"].get("subject", {}).get("reference") for e in bundle.get("entry", [])}
+            assert subjects <= {"Patient/example"}, subjects
+            nxt = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
+            bundle = s.get(nxt[0], timeout=30).json() if nxt and pages < 20 else None
+
+    _refused_or(r, every_page_is_the_patients)
+
+
+BAD_BODIES = [
+    ("code-not-in-value-set", {"status": "nonsense"}),
+    ("one-element-array-for-a-scalar", {"description": ["one"]}),
+    ("bad-dateTime", {"authoredOn": "yesterday"}),
+]
+
+
+@gap("write validation (fhirbolt) accepts bad codes, bad dates and arrays for scalars; the body is "
+     "forwarded, and the upstream stores it (bad code) or answers 400 in its own words "
+     "(design: the official R4 JSON Schema catches these with exact paths; README: 422)")
+@pytest.mark.parametrize(("what", "change"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+def test_invalid_write_bodies_are_refused_by_the_gateway(env, http, upstream, what, change):
+    body = {"resourceType": "Task", "status": "requested", "intent": "order",
+            "for": {"reference": "Patient/pat-0060"}, **change}
+    before = upstream.fhir_get("Task", _summary="count")["total"]
+    r = http("riverside-bh", "COC").post(f"{env.gateway}/Task", json=body,
+                                         headers={"Content-Type": "application/fhir+json"}, timeout=30)
+    assert upstream.fhir_get("Task", _summary="count")["total"] == before, "an invalid resource was stored"
+    assert r.status_code == 422, r.text[:300]
+    assert r.json()["issue"][0]["code"] == "processing"
+
+
+@gap("when the upstream's own base differs from gateway.upstream_url (here sekmet calls itself "
+     "127.0.0.1, the gateway reaches it as localhost), Bundle.entry.fullUrl keeps the upstream's "
+     "address (filter keeps any fullUrl outside the base) and every Bundle.link is dropped, "
+     "leaving `link: []` (invalid FHIR JSON) and no way to page")
+def test_an_upstream_known_under_another_name_leaks_nothing_and_still_pages(env, http):
+    s = http("maple-primary", "TREAT")
+    r = s.get(f"{env.alias}/Observation", params={"patient": "example", "_count": "3"}, timeout=30)
+    assert r.status_code == 200  # the hook has checked leaks and FHIR validity
+    bundle = r.json()
+    assert any(link["relation"] == "next" for link in bundle.get("link", [])), "paging lost"
+
+
+@gap("searches that name no patient are forwarded as is and answered for every patient "
+     "(design: searches are constrained to the patient compartment / cohort the decision allows)")
+@pytest.mark.parametrize(("path", "params"), [
+    ("Observation", {"code": "http://loinc.org|8867-4"}),
+    ("Condition", {}),
+    ("Patient", {"gender": "female"}),
+])
+def test_searches_across_all_patients_are_refused(env, http, path, params):
+    r = http("st-brigid", "TREAT").get(f"{env.gateway}/{path}", params=params, timeout=30)
+    assert r.status_code == 403, r.text[:300]
