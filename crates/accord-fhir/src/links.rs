@@ -1,12 +1,12 @@
 //! Rewriting upstream URLs so that every link a partner sees points back at
 //! the gateway, never around it.
 
-use serde_json::Value;
-
-/// Maps URLs under the upstream FHIR base to the gateway's FHIR base.
+/// Maps URLs under the upstream FHIR base (or any alias the upstream uses
+/// for itself) to the gateway's FHIR base.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseRewrite {
-    upstream: String,
+    /// The configured upstream base first, then its aliases.
+    upstream: Vec<String>,
     gateway: String,
 }
 
@@ -16,9 +16,18 @@ impl BaseRewrite {
     /// Both bases are absolute URLs; trailing slashes are ignored.
     pub fn new(upstream_base: &str, gateway_base: &str) -> Self {
         BaseRewrite {
-            upstream: upstream_base.trim_end_matches('/').to_owned(),
-            gateway: gateway_base.trim_end_matches('/').to_owned(),
+            upstream: vec![trim(upstream_base)],
+            gateway: trim(gateway_base),
         }
+    }
+
+    /// Adds another base the upstream writes into its URLs (a server that
+    /// builds links from its own configured name, e.g. `localhost` where the
+    /// gateway reaches it as `127.0.0.1`).
+    #[must_use]
+    pub fn with_alias(mut self, alias: &str) -> Self {
+        self.upstream.push(trim(alias));
+        self
     }
 
     /// The gateway's FHIR base (no trailing slash).
@@ -26,57 +35,43 @@ impl BaseRewrite {
         &self.gateway
     }
 
-    /// The gateway form of `url`, or `None` when `url` is not under the
+    /// The gateway form of `url`, or `None` when `url` is not under an
     /// upstream base (and so cannot be followed through the gateway).
     pub fn rewrite(&self, url: &str) -> Option<String> {
-        let rest = url.strip_prefix(&self.upstream)?;
-        if rest.is_empty() || rest.starts_with(['/', '?']) {
-            Some(format!("{}{rest}", self.gateway))
-        } else {
-            None // `http://up/fhirX/...` is not under `http://up/fhir`
-        }
+        self.upstream.iter().find_map(|base| {
+            let rest = url.strip_prefix(base.as_str())?;
+            // `http://up/fhirX/...` is not under `http://up/fhir`.
+            (rest.is_empty() || rest.starts_with(['/', '?']))
+                .then(|| format!("{}{rest}", self.gateway))
+        })
     }
 
-    /// Rewrites `Bundle.link[].url` and `Bundle.entry[].fullUrl`.
-    ///
-    /// A link that does not point under the upstream base is dropped: a
-    /// partner must never be handed a way around the gateway. A `fullUrl`
-    /// outside the base (e.g. `urn:uuid:`) is an identifier, not a way in,
-    /// and is kept.
-    pub fn rewrite_bundle(&self, bundle: &mut Value) {
-        if let Some(links) = bundle.get_mut("link").and_then(Value::as_array_mut) {
-            links.retain_mut(|link| {
-                let rewritten = link
-                    .get("url")
-                    .and_then(Value::as_str)
-                    .and_then(|url| self.rewrite(url));
-                match (rewritten, link.get_mut("url")) {
-                    (Some(url), Some(slot)) => {
-                        *slot = Value::String(url);
-                        true
-                    }
-                    _ => false,
-                }
-            });
+    /// The gateway form of a `Bundle.entry.fullUrl`. A `urn:` identifier is
+    /// kept; an absolute URL under no known base is re-rooted at the
+    /// gateway by its trailing `Type/id`, so no other server's address ever
+    /// reaches a partner; anything else is dropped (`None`).
+    pub fn rewrite_full_url(&self, url: &str) -> Option<String> {
+        if url.starts_with("urn:") {
+            return Some(url.to_owned());
         }
-        if let Some(entries) = bundle.get_mut("entry").and_then(Value::as_array_mut) {
-            for entry in entries {
-                let rewritten = entry
-                    .get("fullUrl")
-                    .and_then(Value::as_str)
-                    .and_then(|url| self.rewrite(url));
-                if let (Some(url), Some(slot)) = (rewritten, entry.get_mut("fullUrl")) {
-                    *slot = Value::String(url);
-                }
-            }
+        if let Some(rewritten) = self.rewrite(url) {
+            return Some(rewritten);
         }
+        let mut segments = url.trim_end_matches('/').rsplit('/');
+        let (id, ty) = (segments.next()?, segments.next()?);
+        let is_type = crate::ResourceType::parse(ty).is_ok();
+        (is_type && crate::ResourceId::parse(id).is_ok())
+            .then(|| format!("{}/{ty}/{id}", self.gateway))
     }
+}
+
+fn trim(url: &str) -> String {
+    url.trim_end_matches('/').to_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn rw() -> BaseRewrite {
         BaseRewrite::new(
@@ -97,28 +92,35 @@ mod tests {
     }
 
     #[test]
-    fn bundle_links_point_at_gateway_and_foreign_links_are_dropped() {
-        let mut bundle = json!({
-            "resourceType": "Bundle",
-            "link": [
-                {"relation": "self", "url": "http://127.0.0.1:9000/fhir/Observation?patient=p1"},
-                {"relation": "next", "url": "http://other-host/fhir/Observation?page=2"}
-            ],
-            "entry": [
-                {"fullUrl": "http://127.0.0.1:9000/fhir/Observation/o1"},
-                {"fullUrl": "urn:uuid:1234"}
-            ]
-        });
-        rw().rewrite_bundle(&mut bundle);
-        assert_eq!(bundle["link"].as_array().unwrap().len(), 1);
+    fn aliases_are_upstream_bases_too() {
+        let rw = rw().with_alias("http://localhost:9000/fhir");
         assert_eq!(
-            bundle["link"][0]["url"],
-            "https://gw.example:8443/fhir/Observation?patient=p1"
+            rw.rewrite("http://localhost:9000/fhir/Patient?_offset=5")
+                .as_deref(),
+            Some("https://gw.example:8443/fhir/Patient?_offset=5")
+        );
+    }
+
+    #[test]
+    fn full_urls_never_carry_another_servers_address() {
+        let rw = rw();
+        assert_eq!(
+            rw.rewrite_full_url("urn:uuid:1234").as_deref(),
+            Some("urn:uuid:1234")
         );
         assert_eq!(
-            bundle["entry"][0]["fullUrl"],
-            "https://gw.example:8443/fhir/Observation/o1"
+            rw.rewrite_full_url("http://127.0.0.1:9000/fhir/Observation/o1")
+                .as_deref(),
+            Some("https://gw.example:8443/fhir/Observation/o1")
         );
-        assert_eq!(bundle["entry"][1]["fullUrl"], "urn:uuid:1234");
+        assert_eq!(
+            rw.rewrite_full_url("http://internal-name:8080/base/Observation/o1")
+                .as_deref(),
+            Some("https://gw.example:8443/fhir/Observation/o1")
+        );
+        assert_eq!(
+            rw.rewrite_full_url("http://internal-name:8080/whatever"),
+            None
+        );
     }
 }

@@ -20,6 +20,10 @@ pub struct GatewayConfig {
     pub public_url: Option<String>,
     /// Upstream FHIR base URL (`http://` or `https://`).
     pub upstream_url: String,
+    /// Other bases the upstream writes into its own URLs (links, `fullUrl`,
+    /// `Location`), e.g. the public name a server was configured with when
+    /// the gateway reaches it by another. Rewritten like `upstream_url`.
+    pub upstream_aliases: Vec<String>,
     /// CA bundle to trust for an `https://` upstream instead of the system
     /// roots.
     pub upstream_ca: Option<PathBuf>,
@@ -71,6 +75,7 @@ impl Default for GatewayConfig {
             base_path: "/fhir".to_owned(),
             public_url: None,
             upstream_url: "http://127.0.0.1:8080/fhir".to_owned(),
+            upstream_aliases: Vec::new(),
             upstream_ca: None,
             tls: TlsFiles::default(),
             limits: Limits::default(),

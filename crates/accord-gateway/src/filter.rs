@@ -13,6 +13,7 @@ use crate::forward::UpstreamResponse;
 use crate::scope::Scope;
 
 mod bundle;
+mod capabilities;
 mod report;
 mod verdict;
 
@@ -33,8 +34,9 @@ pub struct Releasable {
 pub enum Checks<'s, 'p> {
     /// Check every resource against the scope.
     Resources(&'s Scope<'p>),
-    /// The server's CapabilityStatement: no patient data; released as is.
-    Capabilities,
+    /// The server's CapabilityStatement: replaced by the gateway's own,
+    /// listing what this partner may do.
+    Capabilities(&'s Scope<'p>),
 }
 
 /// Checks and rewrites the upstream's answer.
@@ -86,8 +88,10 @@ pub fn filter(
         return Err(GatewayError::upstream_invalid());
     };
     let released = match (checks, resource_type) {
-        (Checks::Capabilities, "CapabilityStatement") => json,
-        (Checks::Capabilities, _) => return Err(GatewayError::upstream_invalid()),
+        (Checks::Capabilities(scope), "CapabilityStatement") => {
+            capabilities::capabilities(&json, scope, rewrite.gateway_base())
+        }
+        (Checks::Capabilities(_), _) => return Err(GatewayError::upstream_invalid()),
         // An informational outcome on success may describe upstream
         // internals: the status says enough.
         (Checks::Resources(_), "OperationOutcome") => {

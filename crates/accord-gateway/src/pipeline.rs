@@ -181,7 +181,7 @@ impl Gateway {
 
         // filter
         let checks = match fhir.interaction {
-            Interaction::Capabilities => Checks::Capabilities,
+            Interaction::Capabilities => Checks::Capabilities(&scope),
             _ => Checks::Resources(&scope),
         };
         filter(

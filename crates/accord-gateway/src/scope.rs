@@ -21,7 +21,7 @@ pub struct Scope<'a> {
     at: OffsetDateTime,
     // A Mutex, not a RefCell: the scope lives across the upstream await,
     // so it must be Sync for the request future to be Send.
-    readable: Mutex<HashMap<ResourceType, bool>>,
+    permitted: Mutex<HashMap<(InteractionKind, ResourceType), bool>>,
 }
 
 // === impl Scope ===
@@ -38,7 +38,7 @@ impl<'a> Scope<'a> {
             partner,
             purpose,
             at,
-            readable: Mutex::new(HashMap::new()),
+            permitted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -46,12 +46,18 @@ impl<'a> Scope<'a> {
     /// `ty` for this purpose. Every resource released, in any position of a
     /// response, must pass this.
     pub fn may_read(&self, ty: ResourceType) -> bool {
-        if let Some(known) = self
-            .readable
+        self.permits(InteractionKind::Read, ty)
+    }
+
+    /// Whether an agreement in force grants `kind` on `ty` to this partner
+    /// for this purpose.
+    pub fn permits(&self, kind: InteractionKind, ty: ResourceType) -> bool {
+        let cached = self
+            .permitted
             .lock()
             .ok()
-            .and_then(|cache| cache.get(&ty).copied())
-        {
+            .and_then(|cache| cache.get(&(kind, ty)).copied());
+        if let Some(known) = cached {
             return known;
         }
         let permitted = self
@@ -59,13 +65,13 @@ impl<'a> Scope<'a> {
             .decide(&AccessRequest {
                 partner: self.partner,
                 purpose: self.purpose,
-                interaction: InteractionKind::Read,
+                interaction: kind,
                 resource_type: Some(ty),
                 at: self.at,
             })
             .is_permit();
-        if let Ok(mut cache) = self.readable.lock() {
-            cache.insert(ty, permitted);
+        if let Ok(mut cache) = self.permitted.lock() {
+            cache.insert((kind, ty), permitted);
         }
         permitted
     }

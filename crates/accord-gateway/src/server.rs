@@ -79,11 +79,15 @@ impl GatewayServer {
             source,
         })?;
         let public_base = config.public_base(local_addr);
+        let rewrite = config.upstream_aliases.iter().fold(
+            BaseRewrite::new(upstream.base_url(), &public_base),
+            |rewrite, alias| rewrite.with_alias(alias),
+        );
         let policies = Arc::new(PolicyStore::new(policies));
         let gateway = Arc::new(Gateway {
             policies: Arc::clone(&policies),
             audit,
-            rewrite: BaseRewrite::new(upstream.base_url(), &public_base),
+            rewrite,
             upstream,
             base_path: config.normalized_base_path(),
             limits: config.limits.clone(),

@@ -38,10 +38,14 @@ pub fn prepare_write(
         _ => return Ok(body),
     };
     let mut resource = validate_resource(&body, ty).map_err(|e| match e {
-        ValidationError::NotJson(_)
-        | ValidationError::WrongType { .. }
-        | ValidationError::EmptyOrNull { .. } => GatewayError::bad_request(e.to_string()),
-        ValidationError::NotR4 { .. } => GatewayError::unprocessable(e.to_string()),
+        // Not a resource of the right type at all: a malformed request.
+        ValidationError::NotJson(_) | ValidationError::WrongType { .. } => {
+            GatewayError::bad_request(e.to_string())
+        }
+        // A resource that breaks R4's rules: unprocessable, whatever the rule.
+        ValidationError::NotR4 { .. } | ValidationError::EmptyOrNull { .. } => {
+            GatewayError::unprocessable(e.to_string())
+        }
     })?;
     if let Some(id) = id {
         let body_id = resource.get("id").and_then(Value::as_str);

@@ -220,24 +220,51 @@ fn location_is_rewritten_and_upstream_headers_dropped() {
 }
 
 #[test]
-fn only_capability_statements_pass_unchecked() {
+fn the_capability_statement_is_the_gateways_own_and_lists_only_what_is_granted() {
+    let fixture = fixture();
+    let scope = fixture.scope();
     let mut report = ReleaseReport::default();
-    let caps = json!({"resourceType": "CapabilityStatement", "status": "active"});
+    let caps = json!({
+        "resourceType": "CapabilityStatement", "status": "active", "date": "2026-01-01", "kind": "instance",
+        "implementation": {"url": "http://up:1/fhir"}, "format": ["json", "xml"], "patchFormat": ["application/json-patch+json"],
+        "rest": [{"mode": "server", "resource": [
+            {"type": "Observation", "interaction": [{"code": "read"}, {"code": "delete"}],
+             "searchParam": [{"name": "code", "type": "token", "definition": "http://up:1/fhir/SearchParameter/x"}]},
+            {"type": "MedicationRequest", "interaction": [{"code": "read"}]}
+        ], "operation": [{"name": "process-message", "definition": "http://up:1/fhir/OperationDefinition/x"}]}]
+    });
+    let checks = Checks::Capabilities(&scope);
+    let out = filter(
+        upstream(200, &[], &caps),
+        &checks,
+        &rewrite(),
+        SELF,
+        &mut report,
+    )
+    .unwrap();
+    let text = String::from_utf8(out.body.to_vec()).unwrap();
     assert!(
-        filter(
-            upstream(200, &[], &caps),
-            &Checks::Capabilities,
-            &rewrite(),
-            SELF,
-            &mut report
-        )
-        .is_ok()
+        !text.contains("http://up:1"),
+        "the upstream address leaks: {text}"
     );
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["implementation"]["url"], "https://gw:2/fhir");
+    assert_eq!(body["format"], json!(["application/fhir+json"]));
+    let resources = body["rest"][0]["resource"].as_array().unwrap();
+    assert_eq!(resources.len(), 1, "ungranted types are not advertised");
+    assert_eq!(
+        resources[0]["interaction"],
+        json!([{"code": "read"}, {"code": "search-type"}])
+    );
+    assert!(body.get("patchFormat").is_none() && body["rest"][0].get("operation").is_none());
+    let parsed: Result<fhirbolt::model::r4::Resource, _> = fhirbolt::json::from_str(&text, None);
+    assert!(parsed.is_ok(), "{parsed:?}");
+
     let sneaky = observation("o1", "p1");
     assert!(
         filter(
             upstream(200, &[], &sneaky),
-            &Checks::Capabilities,
+            &checks,
             &rewrite(),
             SELF,
             &mut report
