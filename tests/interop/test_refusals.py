@@ -114,7 +114,7 @@ REFUSALS = [
             body={**TASK, "bogus": 1}),
     Refusal("invalid-body", "riverside-bh", "COC", "POST", "Task", 422, "processing",
             body={**TASK, "intent": 5}),
-    Refusal("empty-element", "maple-primary", "TREAT", "PUT", "Task/example1", 400, "invalid",
+    Refusal("empty-element", "maple-primary", "TREAT", "PUT", "Task/example1", 422, "processing",
             body={"resourceType": "Task", "id": "example1", "status": "requested", "intent": "order",
                   "input": [{}]}),
     Refusal("body-type-mismatch", "riverside-bh", "COC", "POST", "Task", 400, "invalid",

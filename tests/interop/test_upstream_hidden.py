@@ -71,11 +71,11 @@ def test_upstream_server_headers_stay_behind(env, http, upstream):
         assert name not in {k.lower() for k in r.headers}
 
 
-def test_a_location_outside_the_upstream_base_is_dropped_not_leaked(env, http, upstream):
+def test_a_location_under_an_upstream_alias_is_rewritten_not_leaked(env, http, upstream):
     """Through the alias gateway (upstream_url names sekmet as localhost, sekmet
-    names itself 127.0.0.1) sekmet's Location is not under the configured
-    base: the gateway drops it rather than pass on the upstream's address.
-    Set gateway.upstream_url to the base the server writes (docs/upstreams.md)."""
+    names itself 127.0.0.1, configured as gateway.upstream_aliases) sekmet's
+    Location is rewritten to the gateway, never passed on with the upstream's
+    address (docs/upstreams.md)."""
     r = http("riverside-bh", "COC").post(
         f"{env.alias}/Task",
         json={"resourceType": "Task", "status": "requested", "intent": "order",
@@ -83,5 +83,5 @@ def test_a_location_outside_the_upstream_base_is_dropped_not_leaked(env, http, u
         headers={"Content-Type": "application/fhir+json"}, timeout=30,
     )
     assert r.status_code == 201
-    assert "Location" not in r.headers
+    assert r.headers["Location"].startswith(env.alias), r.headers["Location"]
     assert upstream.fhir_get(f"Task/{r.json()['id']}")["for"] == {"reference": "Patient/pat-0005"}

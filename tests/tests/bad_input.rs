@@ -130,6 +130,22 @@ async fn invalid_resources_are_refused_before_the_upstream() {
             .await,
         422,
     );
+    // What fhirbolt's model lets through, the official R4 schema catches,
+    // one issue per element with its path.
+    let bad = send(
+        r#"{"resourceType":"Task","status":"nonsense","intent":"order","authoredOn":"yesterday"}"#,
+    )
+    .await;
+    assert_outcome(&bad, 422);
+    let issues = bad.json().unwrap()["issue"].as_array().unwrap().clone();
+    let paths: Vec<&str> = issues
+        .iter()
+        .filter_map(|i| i["expression"][0].as_str())
+        .collect();
+    assert!(
+        paths.contains(&"Task.status") && paths.contains(&"Task.authoredOn"),
+        "{issues:?}"
+    );
     // fhirbolt 0.4 panics on empty arrays: the gateway refuses them first.
     assert_outcome(
         &send(r#"{"resourceType":"Task","status":"requested","intent":"order","input":[]}"#).await,

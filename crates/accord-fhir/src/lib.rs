@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod purpose;
 pub mod request;
 pub mod resource_type;
+pub mod schema;
 pub mod validate;
 
 pub use id::{InvalidId, ResourceId};

@@ -41,6 +41,8 @@ struct Issue {
     severity: Severity,
     code: IssueType,
     diagnostics: String,
+    /// FHIRPath of the element the issue is about, when known.
+    expression: Option<String>,
 }
 
 // === impl OperationOutcome ===
@@ -53,8 +55,26 @@ impl OperationOutcome {
                 severity: Severity::Error,
                 code,
                 diagnostics: diagnostics.into(),
+                expression: None,
             }],
         }
+    }
+
+    /// Adds an `error` issue about the element at `expression`.
+    #[must_use]
+    pub fn with_issue(
+        mut self,
+        code: IssueType,
+        diagnostics: impl Into<String>,
+        expression: impl Into<String>,
+    ) -> Self {
+        self.issues.push(Issue {
+            severity: Severity::Error,
+            code,
+            diagnostics: diagnostics.into(),
+            expression: Some(expression.into()),
+        });
+        self
     }
 
     pub fn to_json(&self) -> Value {
@@ -62,11 +82,17 @@ impl OperationOutcome {
             .issues
             .iter()
             .map(|issue| {
-                json!({
+                let mut rendered = json!({
                     "severity": issue.severity.as_str(),
                     "code": issue.code.as_str(),
                     "diagnostics": issue.diagnostics,
-                })
+                });
+                if let (Some(expression), Some(fields)) =
+                    (&issue.expression, rendered.as_object_mut())
+                {
+                    fields.insert("expression".into(), json!([expression]));
+                }
+                rendered
             })
             .collect();
         json!({ "resourceType": "OperationOutcome", "issue": issues })

@@ -18,6 +18,11 @@ pub enum ValidationError {
     NotR4 { ty: ResourceType, reason: String },
     #[error("`{path}` is {what}; FHIR JSON has no empty arrays, empty objects or nulls")]
     EmptyOrNull { path: String, what: &'static str },
+    #[error("body is not a valid R4 `{ty}`: {} problem(s), the first at `{}`", .problems.len(), .problems.first().map_or("", |p| p.path.as_str()))]
+    Schema {
+        ty: ResourceType,
+        problems: Vec<crate::schema::SchemaProblem>,
+    },
 }
 
 /// Checks that `body` is JSON for a resource of type `expected` that the R4
@@ -39,6 +44,15 @@ pub fn validate_resource(body: &[u8], expected: ResourceType) -> Result<Value, V
     // FHIR JSON forbids these, and fhirbolt 0.4 panics on empty arrays
     // instead of returning an error: refuse them before it sees the body.
     reject_empty_or_null(&value, &mut String::from(expected.as_str()))?;
+    // The official R4 schema catches what the model lets through (codes,
+    // dates, arrays for single values) and says where.
+    let problems = crate::schema::check(&value, expected);
+    if !problems.is_empty() {
+        return Err(ValidationError::Schema {
+            ty: expected,
+            problems,
+        });
+    }
     // Defence in depth: any other panic inside the model is a refusal, not a
     // crashed request. fhirbolt's default mode is strict.
     let parsed = std::panic::catch_unwind(|| {
@@ -125,7 +139,7 @@ mod tests {
         let unknown = br#"{"resourceType":"Task","status":"requested","intent":"order","bogus":1}"#;
         assert!(matches!(
             validate_resource(unknown, task()),
-            Err(ValidationError::NotR4 { .. })
+            Err(ValidationError::Schema { .. } | ValidationError::NotR4 { .. })
         ));
         assert!(matches!(
             validate_resource(b"{", task()),

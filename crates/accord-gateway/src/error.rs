@@ -24,6 +24,9 @@ pub struct GatewayError {
     /// Shown to the partner: never internals, never a hint of what exists
     /// beyond what the partner may see.
     pub message: String,
+    /// Further problems, each about one element (`(path, message)`): what
+    /// a partner needs to fix an invalid body.
+    pub details: Vec<(String, String)>,
 }
 
 // === impl ErrorSource ===
@@ -52,6 +55,7 @@ impl GatewayError {
             status,
             issue,
             message: message.into(),
+            details: Vec::new(),
         }
     }
 
@@ -205,8 +209,20 @@ impl GatewayError {
         )
     }
 
+    /// The same error with one issue per problem element.
+    #[must_use]
+    pub fn with_details(mut self, details: Vec<(String, String)>) -> Self {
+        self.details = details;
+        self
+    }
+
     pub fn outcome(&self) -> OperationOutcome {
-        OperationOutcome::error(self.issue, self.message.clone())
+        self.details.iter().fold(
+            OperationOutcome::error(self.issue, self.message.clone()),
+            |outcome, (path, message)| {
+                outcome.with_issue(self.issue, message.clone(), path.clone())
+            },
+        )
     }
 }
 

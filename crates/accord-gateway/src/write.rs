@@ -46,6 +46,13 @@ pub fn prepare_write(
         ValidationError::NotR4 { .. } | ValidationError::EmptyOrNull { .. } => {
             GatewayError::unprocessable(e.to_string())
         }
+        ValidationError::Schema { ref problems, .. } => {
+            let details = problems
+                .iter()
+                .map(|p| (p.path.clone(), p.message.clone()))
+                .collect();
+            GatewayError::unprocessable(e.to_string()).with_details(details)
+        }
     })?;
     if let Some(id) = id {
         let body_id = resource.get("id").and_then(Value::as_str);
