@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use accord_audit::{AuditRecord, JsonlAuditLog, read_records};
+use accord_audit::{AuditRecord, AuditStore, read_records};
 use accord_gateway::config::GatewayConfig;
 use accord_gateway::{GatewayServer, Limits, TlsFiles};
 use accord_policy::PolicySet;
@@ -104,7 +104,8 @@ pub struct Options {
     pub limits: Limits,
     /// Point the gateway at this upstream instead of the in-memory one.
     pub upstream_url: Option<String>,
-    /// Make `audit.jsonl` a link to `/dev/full`: every append fails (ENOSPC).
+    /// Make the active audit segment a link to `/dev/full`: every append
+    /// fails (ENOSPC).
     pub audit_on_full_disk: bool,
     /// Status of the partner `north-recovery` in partners.toml.
     pub north_recovery_status: &'static str,
@@ -165,12 +166,13 @@ impl Harness {
         .expect("upstream");
 
         let audit_dir = dir.path().join("audit");
-        std::fs::create_dir_all(&audit_dir).expect("audit dir");
+        let segments = audit_dir.join(accord_audit::segment::SEGMENTS_DIR);
+        std::fs::create_dir_all(&segments).expect("audit dir");
         if options.audit_on_full_disk {
-            std::os::unix::fs::symlink("/dev/full", audit_dir.join("audit.jsonl"))
-                .expect("symlink");
+            let first = accord_audit::segment::segment_name(1);
+            std::os::unix::fs::symlink("/dev/full", segments.join(first)).expect("symlink");
         }
-        let (audit, _) = JsonlAuditLog::open(&audit_dir).expect("audit log");
+        let (audit, _) = AuditStore::open(&audit_dir).expect("audit log");
 
         let pki_dir = dir.path().join("pki");
         let config = GatewayConfig {

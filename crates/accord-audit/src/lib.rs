@@ -1,18 +1,37 @@
-//! Accord's audit log: one durable record per request, written before any
-//! data is released.
+//! Accord's audit store: one durable, tamper-evident record per request,
+//! written before any data is released.
 //!
 //! This crate owns the record format, the [`AuditSink`] trait the gateway
-//! appends through, and a first durable implementation ([`JsonlAuditLog`]:
-//! JSON lines, fsync with group commit, torn-tail recovery).
+//! appends through, and the store ([`AuditStore`]): segment files of framed
+//! records written with group commit, an RFC 9162 Merkle tree over every
+//! record, Ed25519-signed checkpoints (C2SP tlog-checkpoint), inclusion and
+//! consistency proofs, verification and log following. (Planned: the
+//! rebuildable sled indexes and the privacy officer's reports.)
 //!
 //! It must never acknowledge a record that is not on stable storage: an
-//! `Ok` from [`AuditSink::append`] means the record survived `fsync`.
+//! `Ok` from [`AuditSink::append`] means the record survived `fsync`. It
+//! does no async I/O (no tokio, no hyper) and never rewrites a record.
 
-pub mod jsonl;
+pub mod merkle;
+pub mod note;
+pub mod proof;
 pub mod record;
+pub mod segment;
+pub mod store;
+pub mod tail;
+pub mod verify;
 
-pub use jsonl::{JsonlAuditLog, OpenReport, read_records};
-pub use record::{AgreementRef, AuditRecord, DecisionKind, RECORD_SCHEMA_VERSION, Receipt};
+pub use merkle::{Hash, Tree};
+pub use note::{Checkpoint, NoteError, Signer, Verifier};
+pub use proof::{InclusionProof, ProofCheckError};
+pub use record::{
+    AgreementRef, AuditRecord, DecisionKind, PatientRelease, RECORD_SCHEMA_VERSION, Receipt,
+    TypeCounts,
+};
+pub use store::recover::{LogContents, read_checkpoint_log, read_records};
+pub use store::{AuditStore, OpenReport, StoreOptions, TornTail, read_log};
+pub use tail::Follower;
+pub use verify::{Problem, VerifyOptions, VerifyReport, verify};
 
 /// Where the gateway writes audit records. Implementations block until the
 /// record is durable; callers in async code run them on a blocking thread.
@@ -22,7 +41,7 @@ pub trait AuditSink: Send + Sync + 'static {
     fn append(&self, record: &AuditRecord) -> Result<Receipt, AuditError>;
 }
 
-/// Why a record could not be appended.
+/// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("{action}: {source}")]
@@ -35,10 +54,16 @@ pub enum AuditError {
     Closed,
     #[error("audit log is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "record {seq} is not covered by the latest checkpoint (size {size}); checkpoints follow within a second"
+    )]
+    NotCovered { seq: u64, size: u64 },
+    #[error("signing key: {0}")]
+    Key(String),
 }
 
 impl AuditError {
-    fn io(action: &'static str, source: std::io::Error) -> Self {
+    pub(crate) fn io(action: &'static str, source: std::io::Error) -> Self {
         AuditError::Io { action, source }
     }
 }

@@ -1,11 +1,16 @@
 //! The audit record: one per request, permitted or denied.
+//!
+//! Every field is documented in `docs/audit-record.md`. Fields added after
+//! the first version carry `#[serde(default)]` so older records still read.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// Version of the record layout, written into every record so readers of old
-/// logs know what they hold.
-pub const RECORD_SCHEMA_VERSION: u32 = 1;
+/// logs know what they hold. Version 2 added partner name and address, policy
+/// hash, agreements and rules, normalized path and query, per-patient counts,
+/// bytes and upstream latency.
+pub const RECORD_SCHEMA_VERSION: u32 = 2;
 
 /// Everything the audit log keeps about one request.
 ///
@@ -15,40 +20,103 @@ pub const RECORD_SCHEMA_VERSION: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct AuditRecord {
     pub schema: u32,
-    /// Assigned by the log when the record is appended (0 before).
+    /// Assigned by the log when the record is appended (0 before); the first
+    /// record of a log is 1 and numbers continue across restarts.
     pub seq: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
     pub request_id: String,
     /// The partner the client certificate identified, if any.
     pub partner: Option<String>,
+    /// The partner organization's display name, from `partners.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_name: Option<String>,
+    /// The partner's postal or electronic address (HIPAA §164.528 asks for
+    /// the recipient's address when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_address: Option<String>,
     /// SHA-256 pin of the presented certificate's key, if any.
     pub client_spki: Option<String>,
+    /// Client socket address.
     pub peer: String,
     pub purpose: Option<String>,
     pub method: String,
     /// Path and query as received (percent-encoded, as sent).
     pub target: String,
+    /// The path as the parser understood it, e.g. `/Patient/123`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The query as forwarded (after narrowing), parameters in a fixed order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
     pub interaction: Option<String>,
     pub resource_type: Option<String>,
     pub decision: DecisionKind,
     /// The rule that produced the decision, in words.
     pub rule: String,
+    /// Ids of every rule that contributed (grants, forbids, consent, caps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
+    /// The agreement a permit relied on (the first of `agreements`).
     pub agreement: Option<AgreementRef>,
+    /// Every agreement applied, with versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agreements: Vec<AgreementRef>,
+    /// Hash of the active policy set, so the decision can be replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_hash: Option<String>,
+    /// Patients whose data the response carried (or whose data was withheld),
+    /// with counts per resource type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patients: Vec<PatientRelease>,
     /// HTTP status returned to the partner.
     pub status: u16,
     /// Who failed, when the request failed: `partner`, `upstream`, `gateway`.
     pub error_source: Option<String>,
+    /// Response body bytes sent to the partner.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Time spent waiting for the upstream FHIR server, if it was called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_latency_us: Option<u64>,
+    /// Total time from request to audit.
     pub latency_us: u64,
 }
 
+/// One patient's share of a response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatientRelease {
+    /// `Patient/<id>`.
+    pub patient: String,
+    /// Sensitivity categories of what was released (e.g. `42CFRPart2`, `PSY`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitivity: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<TypeCounts>,
+}
+
+/// Counts for one resource type of one patient.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeCounts {
+    pub resource_type: String,
+    #[serde(default)]
+    pub released: u32,
+    #[serde(default)]
+    pub withheld: u32,
+    #[serde(default)]
+    pub redacted: u32,
+}
+
 /// Whether the request was let through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DecisionKind {
     Permit,
     Deny,
     /// Refused before a decision could be made (bad request, no identity).
+    #[default]
     Refuse,
 }
 
@@ -65,4 +133,58 @@ pub struct AgreementRef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receipt {
     pub seq: u64,
+}
+
+// === impl AuditRecord ===
+
+impl Default for AuditRecord {
+    fn default() -> Self {
+        AuditRecord {
+            schema: RECORD_SCHEMA_VERSION,
+            seq: 0,
+            time: OffsetDateTime::UNIX_EPOCH,
+            request_id: String::new(),
+            partner: None,
+            partner_name: None,
+            partner_address: None,
+            client_spki: None,
+            peer: String::new(),
+            purpose: None,
+            method: String::new(),
+            target: String::new(),
+            path: None,
+            query: None,
+            interaction: None,
+            resource_type: None,
+            decision: DecisionKind::Refuse,
+            rule: String::new(),
+            rules: Vec::new(),
+            agreement: None,
+            agreements: Vec::new(),
+            policy_hash: None,
+            patients: Vec::new(),
+            status: 0,
+            error_source: None,
+            bytes: 0,
+            upstream_latency_us: None,
+            latency_us: 0,
+        }
+    }
+}
+
+impl AuditRecord {
+    /// Every agreement the record names (`agreement` and `agreements`).
+    pub fn agreement_ids(&self) -> impl Iterator<Item = &str> {
+        self.agreement
+            .iter()
+            .chain(self.agreements.iter())
+            .map(|a| a.id.as_str())
+    }
+
+    /// Whether the response released any resource of `patient`.
+    pub fn released_to(&self, patient: &str) -> Option<&PatientRelease> {
+        self.patients
+            .iter()
+            .find(|p| p.patient == patient && p.resources.iter().any(|r| r.released > 0))
+    }
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use accord_audit::{AuditRecord, JsonlAuditLog, read_records};
+use accord_audit::{AuditRecord, AuditStore, read_records};
 use accord_gateway::config::AccordConfig;
 use accord_gateway::{AUDIT_SEQ_HEADER, GatewayServer, PURPOSE_HEADER};
 use accord_policy::PolicySet;
@@ -92,7 +92,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let config_path = write_config(&dir, port, &upstream.base_url())?;
     let config = AccordConfig::load(&config_path)?;
     let policies = PolicySet::load_dir(&config.policies.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (audit, _) = JsonlAuditLog::open(&config.audit.dir)?;
+    let (audit, _) = AuditStore::open(&config.audit.dir)?;
     let audit = Arc::new(audit);
     let gateway = GatewayServer::start(&config.gateway, policies, audit.clone())
         .await
@@ -107,7 +107,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     );
     println!("  gateway         {}", gateway.public_base());
     println!("  policies        {}", config.policies.dir.display());
-    println!("  audit log       {}", audit.path().display());
+    println!("  audit log       {}", audit.dir().display());
     println!();
 
     let first_seq = read_records(&config.audit.dir)
@@ -443,10 +443,7 @@ fn summarize(response: &PartnerResponse) -> String {
 
 fn print_audit(dir: &Path, first_seq: u64) -> anyhow::Result<()> {
     let records = read_records(dir)?;
-    println!(
-        "Audit records written by this tour ({}):",
-        dir.join("audit.jsonl").display()
-    );
+    println!("Audit records written by this tour ({}):", dir.display());
     println!(
         "  {:>4}  {:<14} {:<8} {:<7} {:>6}  {:<6}  target",
         "seq", "partner", "purpose", "method", "status", "decision"
@@ -496,9 +493,6 @@ fn print_try_it(dir: &Path, base: &str, population: &Population) {
         cert("riverside-bh")
     );
     println!();
-    println!(
-        "  tail -f {}",
-        dir.join("audit").join("audit.jsonl").display()
-    );
+    println!("  accord audit tail --dir {}", dir.join("audit").display());
     println!();
 }

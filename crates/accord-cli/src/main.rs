@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit_cmd;
 mod demo;
 mod logging;
 mod serve;
@@ -21,6 +22,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Audit log tools: verify, prove, keygen, tail.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
+    },
     /// Run the gateway from a configuration file.
     Serve {
         /// Path to accord.toml.
@@ -66,6 +72,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Audit { command } => audit_cmd::run(command),
             Command::Serve {
                 config,
                 listen,

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use accord_audit::JsonlAuditLog;
+use accord_audit::AuditStore;
 use accord_gateway::GatewayServer;
 use accord_gateway::config::AccordConfig;
 use accord_policy::PolicySet;
@@ -34,12 +34,19 @@ pub async fn run(
 
     let policies = PolicySet::load_dir(&config.policies.dir)
         .map_err(|e| anyhow::anyhow!("policies are invalid; not starting:\n{e}"))?;
-    let (audit, report) = JsonlAuditLog::open(&config.audit.dir)
+    let (audit, report) = AuditStore::open(&config.audit.dir)
         .with_context(|| format!("audit log in {}", config.audit.dir.display()))?;
-    if report.truncated_bytes > 0 {
+    if let Some(torn) = &report.torn_tail {
         tracing::warn!(
-            bytes = report.truncated_bytes,
+            bytes = torn.bytes,
+            segment = %torn.segment.display(),
             "cut an incomplete final audit record left by a crash"
+        );
+    }
+    if report.key_created {
+        tracing::warn!(
+            public_key = %audit.verifier().encode(),
+            "made a new checkpoint signing key; give the public key to your auditors"
         );
     }
     let audit = Arc::new(audit);

@@ -48,7 +48,9 @@ fn demo_once_tours_permits_and_denials_and_exits_zero() {
         "pki/clients/maple-primary.pem",
         "policies/partners.toml",
         "accord.toml",
-        "audit/audit.jsonl",
+        "audit/segments/seg-00000000000000000001.log",
+        "audit/checkpoint",
+        "audit/signing.pub",
         "fixtures/Patient.ndjson",
     ] {
         assert!(dir.path().join(kept).exists(), "{kept} was not kept");
@@ -57,8 +59,8 @@ fn demo_once_tours_permits_and_denials_and_exits_zero() {
     // A second run reuses the directory and continues the same audit log.
     let second = run();
     assert!(second.status.success());
-    let log = std::fs::read_to_string(dir.path().join("audit/audit.jsonl")).unwrap();
-    assert_eq!(log.lines().count(), 18, "two tours of nine requests each");
+    let log = accord_audit::read_records(&dir.path().join("audit")).unwrap();
+    assert_eq!(log.len(), 18, "two tours of nine requests each");
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
                     agreement,
                     agreement_version,
                     grant,
+                    ..
                 } => Some(AgreementRef {
                     id: agreement.to_string(),
                     version: *agreement_version,
@@ -56,6 +57,7 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
         status: status.as_u16(),
         error_source: ctx.error_source.map(|s| s.as_str().to_owned()),
         latency_us: u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        ..AuditRecord::default()
     }
 }
 

@@ -1,0 +1,108 @@
+//! Receipts anyone can check: an inclusion proof of one record against a
+//! signed checkpoint, verifiable with the log's public key alone.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::AuditError;
+use crate::merkle::{Hash, leaf_hash, verify_inclusion};
+use crate::note::{Checkpoint, Verifier};
+use crate::store::{LATEST_CHECKPOINT_FILE, read_log};
+
+/// A self-contained inclusion proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionProof {
+    /// The record's sequence number (leaf index + 1).
+    pub seq: u64,
+    /// The record exactly as stored (its bytes are the Merkle leaf).
+    pub record: String,
+    pub tree_size: u64,
+    /// Hex hashes, RFC 9162 order.
+    pub proof: Vec<String>,
+    /// The signed checkpoint the proof leads to.
+    pub checkpoint: String,
+}
+
+/// Why a proof was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofCheckError {
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] crate::note::NoteError),
+    #[error("the proof is for a tree of {claimed} records, the checkpoint signs {signed}")]
+    SizeMismatch { claimed: u64, signed: u64 },
+    #[error("the record's own `seq` is not {0}")]
+    SeqMismatch(u64),
+    #[error("a proof hash is not 32 bytes of hex")]
+    BadHash,
+    #[error("{0}")]
+    Proof(#[from] crate::merkle::ProofError),
+}
+
+/// Proves record `seq` against the latest checkpoint in `dir`.
+pub fn prove(dir: &Path, seq: u64) -> Result<InclusionProof, AuditError> {
+    let note = std::fs::read_to_string(dir.join(LATEST_CHECKPOINT_FILE))
+        .map_err(|e| AuditError::io("read latest checkpoint", e))?;
+    let cp = Checkpoint::parse_note(&note).map_err(|e| AuditError::Corrupt(e.to_string()))?;
+    if seq == 0 || seq > cp.size {
+        return Err(AuditError::NotCovered { seq, size: cp.size });
+    }
+    let log = read_log(dir)?;
+    if log.tree.root_at(cp.size) != Some(cp.root) {
+        return Err(AuditError::Corrupt(
+            "the log does not match its latest checkpoint".into(),
+        ));
+    }
+    let frame = log
+        .frames
+        .get(usize::try_from(seq - 1).unwrap_or(usize::MAX))
+        .ok_or(AuditError::NotCovered { seq, size: cp.size })?;
+    let record = String::from_utf8(frame.payload.clone())
+        .map_err(|_| AuditError::Corrupt(format!("record {seq} is not UTF-8")))?;
+    let proof = log
+        .tree
+        .inclusion_proof(seq - 1, cp.size)
+        .ok_or(AuditError::NotCovered { seq, size: cp.size })?;
+    Ok(InclusionProof {
+        seq,
+        record,
+        tree_size: cp.size,
+        proof: proof.iter().map(Hash::to_hex).collect(),
+        checkpoint: note,
+    })
+}
+
+/// Checks `proof` with the public key alone; returns the checkpoint it
+/// leads to.
+pub fn check(proof: &InclusionProof, key: &Verifier) -> Result<Checkpoint, ProofCheckError> {
+    let cp = key.open(&proof.checkpoint)?;
+    if cp.size != proof.tree_size {
+        return Err(ProofCheckError::SizeMismatch {
+            claimed: proof.tree_size,
+            signed: cp.size,
+        });
+    }
+    #[derive(Deserialize)]
+    struct SeqOnly {
+        seq: u64,
+    }
+    let own: Option<SeqOnly> = serde_json::from_str(&proof.record).ok();
+    if own.map(|s| s.seq) != Some(proof.seq) {
+        return Err(ProofCheckError::SeqMismatch(proof.seq));
+    }
+    let hashes = proof
+        .proof
+        .iter()
+        .map(|h| Hash::from_hex(h).ok_or(ProofCheckError::BadHash))
+        .collect::<Result<Vec<_>, _>>()?;
+    let leaf = leaf_hash(proof.record.as_bytes());
+    verify_inclusion(
+        proof.seq.saturating_sub(1),
+        cp.size,
+        &leaf,
+        &hashes,
+        &cp.root,
+    )?;
+    Ok(cp)
+}

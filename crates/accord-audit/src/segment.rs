@@ -1,0 +1,256 @@
+//! Segment files: the authoritative log.
+//!
+//! ```text
+//! segment = header frame*
+//! header  = "ACCSEG01" first_seq:u64le                      (16 bytes)
+//! frame   = len:u32le crc32(payload):u32le payload[len]     (payload = record JSON)
+//! ```
+//!
+//! Segments live in `segments/` and are named after their first sequence
+//! number (`seg-00000000000000000001.log`); every one but the last is sealed
+//! and never written again.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::merkle::{Hash, leaf_hash};
+
+pub const SEGMENTS_DIR: &str = "segments";
+pub const MAGIC: &[u8; 8] = b"ACCSEG01";
+pub const HEADER_LEN: u64 = 16;
+pub const FRAME_OVERHEAD: u64 = 8;
+/// Largest record accepted; a length above it is damage, not a record.
+pub const MAX_RECORD: u32 = 1 << 24;
+
+/// One segment file on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentFile {
+    pub first_seq: u64,
+    pub path: PathBuf,
+}
+
+/// One record read back from a segment.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub seq: u64,
+    /// Byte offset of the frame in its segment.
+    pub offset: u64,
+    pub payload: Vec<u8>,
+    pub leaf: Hash,
+}
+
+/// How a segment ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tail {
+    /// Every byte belongs to a complete, valid frame.
+    Clean,
+    /// The bytes from `offset` on look like an interrupted write: a frame
+    /// that runs past the end of the file, or a final frame whose checksum
+    /// fails, or zeros to the end.
+    Torn { offset: u64, bytes: u64 },
+}
+
+/// Damage that is not a torn tail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: offset {offset}: {what}", path.display())]
+pub struct Damage {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub what: String,
+}
+
+/// What a full read of one segment found.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub frames: Vec<Frame>,
+    /// Length of the valid prefix (header plus complete frames).
+    pub good_len: u64,
+    pub tail: Tail,
+}
+
+pub fn segment_name(first_seq: u64) -> String {
+    format!("seg-{first_seq:020}.log")
+}
+
+pub fn header(first_seq: u64) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    let (magic, seq) = h.split_at_mut(8);
+    magic.copy_from_slice(MAGIC);
+    seq.copy_from_slice(&first_seq.to_le_bytes());
+    h
+}
+
+/// Appends the frame for `payload` to `out`.
+pub fn encode_frame(payload: &[u8], out: &mut Vec<u8>) {
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Lists `dir/segments/*`, sorted by first sequence number. A file whose
+/// name is not a segment name is damage (something was put there).
+pub fn list(dir: &Path) -> io::Result<Result<Vec<SegmentFile>, Damage>> {
+    let seg_dir = dir.join(SEGMENTS_DIR);
+    let entries = match fs::read_dir(&seg_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Ok(Vec::new())),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let first_seq = name
+            .strip_prefix("seg-")
+            .and_then(|n| n.strip_suffix(".log"))
+            .filter(|n| n.len() == 20)
+            .and_then(|n| n.parse::<u64>().ok());
+        match first_seq {
+            Some(first_seq) if segment_name(first_seq) == name => out.push(SegmentFile {
+                first_seq,
+                path: entry.path(),
+            }),
+            _ if name.ends_with(".tmp") => {}
+            _ => {
+                return Ok(Err(Damage {
+                    path: entry.path(),
+                    offset: 0,
+                    what: "not a segment file".into(),
+                }));
+            }
+        }
+    }
+    out.sort_by_key(|s| s.first_seq);
+    Ok(Ok(out))
+}
+
+/// Reads no more than the file's length (a device may never end).
+pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    Read::by_ref(&mut file).take(len).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Parses a whole segment. `first_seq` comes from the file name; the header
+/// and every record's own `seq` must agree with it.
+pub fn scan(seg: &SegmentFile, bytes: &[u8]) -> Result<Scan, Damage> {
+    let damage = |offset: u64, what: String| Damage {
+        path: seg.path.clone(),
+        offset,
+        what,
+    };
+    if bytes.is_empty() {
+        // Created but the first write never landed.
+        return Ok(Scan {
+            frames: Vec::new(),
+            good_len: 0,
+            tail: Tail::Clean,
+        });
+    }
+    let Some(head) = bytes.get(..16) else {
+        return Ok(Scan {
+            frames: Vec::new(),
+            good_len: 0,
+            tail: Tail::Torn {
+                offset: 0,
+                bytes: bytes.len() as u64,
+            },
+        });
+    };
+    if head != header(seg.first_seq) {
+        return Err(damage(
+            0,
+            format!("header does not say first record {}", seg.first_seq),
+        ));
+    }
+    let mut frames = Vec::new();
+    let mut pos = 16usize;
+    let total = bytes.len();
+    while pos < total {
+        let offset = pos as u64;
+        let torn = Tail::Torn {
+            offset,
+            bytes: (total - pos) as u64,
+        };
+        let rest = bytes.get(pos..).unwrap_or_default();
+        if rest.iter().all(|b| *b == 0) {
+            return Ok(Scan {
+                frames,
+                good_len: offset,
+                tail: torn,
+            });
+        }
+        let (Some(len), Some(crc)) = (word(rest, 0), word(rest, 4)) else {
+            return Ok(Scan {
+                frames,
+                good_len: offset,
+                tail: torn,
+            });
+        };
+        if len > MAX_RECORD || len == 0 {
+            return Err(damage(offset, format!("impossible record length {len}")));
+        }
+        let end = pos + 8 + len as usize;
+        let Some(payload) = bytes.get(pos + 8..end) else {
+            return Ok(Scan {
+                frames,
+                good_len: offset,
+                tail: torn,
+            });
+        };
+        if crc32fast::hash(payload) != crc {
+            if end == total {
+                return Ok(Scan {
+                    frames,
+                    good_len: offset,
+                    tail: torn,
+                });
+            }
+            return Err(damage(offset, "record checksum does not match".into()));
+        }
+        let seq = seg.first_seq + frames.len() as u64;
+        match record_seq(payload) {
+            Some(found) if found == seq => {}
+            Some(found) => {
+                return Err(damage(
+                    offset,
+                    format!("record {found} where {seq} belongs"),
+                ));
+            }
+            None => return Err(damage(offset, "record is not a JSON audit record".into())),
+        }
+        frames.push(Frame {
+            seq,
+            offset,
+            payload: payload.to_vec(),
+            leaf: leaf_hash(payload),
+        });
+        pos = end;
+    }
+    Ok(Scan {
+        frames,
+        good_len: total as u64,
+        tail: Tail::Clean,
+    })
+}
+
+fn word(bytes: &[u8], at: usize) -> Option<u32> {
+    let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+    Some(u32::from_le_bytes(b))
+}
+
+/// The `seq` field of a record, read without building the whole record.
+fn record_seq(payload: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct SeqOnly {
+        seq: u64,
+    }
+    serde_json::from_slice::<SeqOnly>(payload)
+        .ok()
+        .map(|s| s.seq)
+}

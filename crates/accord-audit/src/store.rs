@@ -1,0 +1,254 @@
+//! The tamper-evident audit store: segment files of framed records written
+//! by one thread with group commit, an RFC 9162 Merkle tree over every
+//! record, and signed checkpoints.
+//!
+//! ```text
+//! <dir>/segments/seg-<first seq>.log   the records (see `segment`)
+//! <dir>/checkpoints.log                every signed checkpoint, framed
+//! <dir>/checkpoint                     the latest signed checkpoint
+//! <dir>/signing.key, signing.pub       the checkpoint key pair
+//! ```
+//!
+//! INVARIANT: `AuditSink::append` returns `Ok` only after the record and
+//! everything before it were written and `fsync`ed.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use crate::note::{Signer, Verifier};
+use crate::record::{AuditRecord, Receipt};
+use crate::segment::SEGMENTS_DIR;
+use crate::{AuditError, AuditSink};
+
+pub mod recover;
+mod writer;
+
+pub use recover::{TornTail, read_log};
+
+pub const KEY_FILE: &str = "signing.key";
+pub const PUBLIC_KEY_FILE: &str = "signing.pub";
+pub const CHECKPOINTS_FILE: &str = "checkpoints.log";
+pub const LATEST_CHECKPOINT_FILE: &str = "checkpoint";
+
+/// How a store is opened.
+#[derive(Debug)]
+pub struct StoreOptions {
+    /// A segment is sealed once it reaches this many bytes.
+    pub segment_size: u64,
+    /// Longest time between checkpoints while records arrive.
+    pub checkpoint_interval: Duration,
+    /// Most records one fsync covers.
+    pub max_batch: usize,
+    /// The checkpoint key; `None` loads `signing.key` from the directory,
+    /// creating a new key pair on first use.
+    pub signer: Option<Signer>,
+}
+
+/// The audit store. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct AuditStore {
+    dir: PathBuf,
+    verifier: Verifier,
+    // `None` once closed.
+    queue: Mutex<Option<mpsc::Sender<writer::Msg>>>,
+    writer: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+/// What the store found when it opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    pub records: u64,
+    pub segments: usize,
+    /// An interrupted write cut from the active segment.
+    pub torn_tail: Option<TornTail>,
+    /// Whether a new signing key pair was made.
+    pub key_created: bool,
+}
+
+// === impl StoreOptions ===
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            segment_size: 64 << 20,
+            checkpoint_interval: Duration::from_secs(1),
+            max_batch: 1024,
+            signer: None,
+        }
+    }
+}
+
+// === impl AuditStore ===
+
+impl AuditStore {
+    /// Opens (creating if needed) the store in `dir` with default options.
+    pub fn open(dir: &Path) -> Result<(Self, OpenReport), AuditError> {
+        AuditStore::open_with(dir, StoreOptions::default())
+    }
+
+    /// Opens the store: recovers the log (cutting a torn tail, refusing any
+    /// other damage), checks it against the latest checkpoint and starts the
+    /// writer thread.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<(Self, OpenReport), AuditError> {
+        fs::create_dir_all(dir.join(SEGMENTS_DIR))
+            .map_err(|e| AuditError::io("create audit directory", e))?;
+        let (signer, key_created) = match options.signer {
+            Some(signer) => (signer, false),
+            None => load_or_create_key(dir)?,
+        };
+        let verifier = signer.verifier();
+        let recovered = recover::recover(dir, &verifier)?;
+        sync_dir(&dir.join(SEGMENTS_DIR));
+        sync_dir(dir);
+        let report = OpenReport {
+            records: recovered.tree.size(),
+            segments: recovered.segments,
+            torn_tail: recovered.torn.clone(),
+            key_created,
+        };
+        let config = writer::Config {
+            dir: dir.to_path_buf(),
+            segment_size: options.segment_size,
+            checkpoint_interval: options.checkpoint_interval,
+            max_batch: options.max_batch.max(1),
+        };
+        let writer = writer::Writer::start(config, recovered, signer)?;
+        let (tx, rx) = mpsc::channel();
+        let handle = thread::Builder::new()
+            .name("accord-audit-writer".into())
+            .spawn(move || writer.run(&rx))
+            .map_err(|e| AuditError::io("start audit writer", e))?;
+        Ok((
+            AuditStore {
+                dir: dir.to_path_buf(),
+                verifier,
+                queue: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(handle)),
+            },
+            report,
+        ))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The key that verifies this store's checkpoints.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// Writes a signed checkpoint of everything appended so far and returns
+    /// the note.
+    pub fn checkpoint(&self) -> Result<String, AuditError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(writer::Msg::Checkpoint(reply))?;
+        answer.recv().map_err(|_| AuditError::Closed)?
+    }
+
+    /// Stops accepting records, waits for the queued ones and writes a final
+    /// checkpoint.
+    pub fn close(&self) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.take();
+        }
+        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+
+    fn send(&self, msg: writer::Msg) -> Result<(), AuditError> {
+        let queue = self.queue.lock().map_err(|_| AuditError::Closed)?;
+        let sender = queue.as_ref().ok_or(AuditError::Closed)?;
+        sender.send(msg).map_err(|_| AuditError::Closed)
+    }
+}
+
+impl Drop for AuditStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl AuditSink for AuditStore {
+    fn append(&self, record: &AuditRecord) -> Result<Receipt, AuditError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(writer::Msg::Append(Box::new(writer::Append {
+            record: record.clone(),
+            reply,
+        })))?;
+        let seq = answer.recv().map_err(|_| AuditError::Closed)??;
+        Ok(Receipt { seq })
+    }
+}
+
+/// Loads `dir/signing.key`, or makes a key pair named after a random origin
+/// and writes `signing.key` (mode 0600) and `signing.pub`.
+fn load_or_create_key(dir: &Path) -> Result<(Signer, bool), AuditError> {
+    let path = dir.join(KEY_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let signer = Signer::parse(&text).map_err(|e| AuditError::Key(e.to_string()))?;
+            Ok((signer, false))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut id = [0u8; 4];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+                .map_err(|_| AuditError::Key("system random source failed".into()))?;
+            let origin = format!("accord.local/audit/{}", crate::merkle::hex(&id));
+            let signer = Signer::generate(&origin).map_err(|e| AuditError::Key(e.to_string()))?;
+            write_key_pair(dir, &signer)?;
+            Ok((signer, true))
+        }
+        Err(e) => Err(AuditError::io("read signing key", e)),
+    }
+}
+
+/// Writes `signing.key` (0600, never overwritten) and `signing.pub`.
+pub fn write_key_pair(dir: &Path, signer: &Signer) -> Result<(), AuditError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    fs::create_dir_all(dir).map_err(|e| AuditError::io("create key directory", e))?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.join(KEY_FILE))
+        .map_err(|e| AuditError::io("create signing key", e))?;
+    writeln!(file, "{}", signer.encode())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| AuditError::io("write signing key", e))?;
+    write_durably(
+        &dir.join(PUBLIC_KEY_FILE),
+        format!("{}\n", signer.verifier().encode()).as_bytes(),
+    )
+}
+
+/// Writes `path` through a temporary file and a rename.
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(|e| AuditError::io("create file", e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|e| AuditError::io("write file", e))?;
+    if let Some(parent) = path.parent() {
+        sync_dir(parent);
+    }
+    Ok(())
+}
+
+/// Makes a directory's entries durable; best effort (some filesystems
+/// refuse to fsync directories).
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests;

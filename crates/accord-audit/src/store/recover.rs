@@ -1,0 +1,229 @@
+//! Reading the log back: on open (cutting a torn tail) and for the tools
+//! (read only).
+
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::AuditError;
+use crate::merkle::Tree;
+use crate::note::Verifier;
+use crate::record::AuditRecord;
+use crate::segment::{self, Frame, SEGMENTS_DIR, SegmentFile, Tail, segment_name};
+use crate::store::{CHECKPOINTS_FILE, LATEST_CHECKPOINT_FILE, sync_dir};
+
+/// An interrupted write found at the end of the active segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    pub segment: PathBuf,
+    pub offset: u64,
+    pub bytes: u64,
+}
+
+/// What the writer starts from.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    pub tree: Tree,
+    pub active: SegmentFile,
+    pub active_len: u64,
+    pub segments: usize,
+    pub torn: Option<TornTail>,
+    pub checkpoint_size: u64,
+}
+
+/// Everything in a log, read without changing it.
+#[derive(Debug, Default)]
+pub struct LogContents {
+    pub frames: Vec<Frame>,
+    pub tree: Tree,
+    pub torn: Option<TornTail>,
+}
+
+fn corrupt(what: impl Into<String>) -> AuditError {
+    AuditError::Corrupt(what.into())
+}
+
+/// Reads every segment. Damage other than a torn tail on the last segment
+/// is an error naming the file and offset.
+pub fn read_log(dir: &Path) -> Result<LogContents, AuditError> {
+    let segments = segment::list(dir)
+        .map_err(|e| AuditError::io("list segments", e))?
+        .map_err(|d| corrupt(d.to_string()))?;
+    let mut out = LogContents::default();
+    let count = segments.len();
+    for (i, seg) in segments.iter().enumerate() {
+        let expected = out.tree.size() + 1;
+        if seg.first_seq != expected {
+            return Err(corrupt(format!(
+                "{}: starts at record {}, but record {expected} comes next",
+                seg.path.display(),
+                seg.first_seq
+            )));
+        }
+        let bytes = segment::read_file(&seg.path).map_err(|e| AuditError::io("read segment", e))?;
+        let scan = segment::scan(seg, &bytes).map_err(|d| corrupt(d.to_string()))?;
+        let last = i + 1 == count;
+        if !last && (scan.frames.is_empty() || scan.tail != Tail::Clean) {
+            return Err(corrupt(format!(
+                "{}: sealed segment is empty or ends in a partial record",
+                seg.path.display()
+            )));
+        }
+        if let Tail::Torn { offset, bytes } = scan.tail {
+            out.torn = Some(TornTail {
+                segment: seg.path.clone(),
+                offset,
+                bytes,
+            });
+        }
+        for frame in scan.frames {
+            out.tree.push(frame.leaf);
+            out.frames.push(frame);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads every record of the log in `dir`, in order.
+pub fn read_records(dir: &Path) -> Result<Vec<AuditRecord>, AuditError> {
+    read_log(dir)?
+        .frames
+        .iter()
+        .map(|f| {
+            serde_json::from_slice(&f.payload)
+                .map_err(|e| corrupt(format!("record {}: {e}", f.seq)))
+        })
+        .collect()
+}
+
+/// Opens for writing: cuts a torn tail, checks the latest checkpoint.
+pub(crate) fn recover(dir: &Path, verifier: &Verifier) -> Result<Recovered, AuditError> {
+    let log = read_log(dir)?;
+    let segments = segment::list(dir)
+        .map_err(|e| AuditError::io("list segments", e))?
+        .map_err(|d| corrupt(d.to_string()))?;
+    let active = match segments.last() {
+        Some(last) => last.clone(),
+        None => {
+            let first = SegmentFile {
+                first_seq: 1,
+                path: dir.join(SEGMENTS_DIR).join(segment_name(1)),
+            };
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&first.path)
+                .map_err(|e| AuditError::io("create segment", e))?;
+            sync_dir(&dir.join(SEGMENTS_DIR));
+            first
+        }
+    };
+    let mut active_len = fs::metadata(&active.path)
+        .map_err(|e| AuditError::io("stat segment", e))?
+        .len();
+    if let Some(torn) = &log.torn {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&torn.segment)
+            .map_err(|e| AuditError::io("open torn segment", e))?;
+        file.set_len(torn.offset)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| AuditError::io("cut torn tail", e))?;
+        tracing::warn!(
+            segment = %torn.segment.display(),
+            offset = torn.offset,
+            bytes = torn.bytes,
+            "cut an interrupted write from the end of the audit log"
+        );
+        active_len = torn.offset;
+    }
+    let (_, torn_checkpoint) = read_checkpoint_log(dir)?;
+    if torn_checkpoint > 0 {
+        let path = dir.join(CHECKPOINTS_FILE);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| AuditError::io("open checkpoints", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| AuditError::io("stat checkpoints", e))?
+            .len();
+        file.set_len(len.saturating_sub(torn_checkpoint))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| AuditError::io("cut torn checkpoint", e))?;
+    }
+    let checkpoint_size = check_latest(dir, verifier, &log.tree)?;
+    Ok(Recovered {
+        tree: log.tree,
+        active,
+        active_len,
+        segments: segments.len().max(1),
+        torn: log.torn,
+        checkpoint_size,
+    })
+}
+
+/// The latest checkpoint must be signed by our key and describe a prefix of
+/// the log we just read: otherwise records were lost or changed.
+fn check_latest(dir: &Path, verifier: &Verifier, tree: &Tree) -> Result<u64, AuditError> {
+    let note = match fs::read_to_string(dir.join(LATEST_CHECKPOINT_FILE)) {
+        Ok(note) => note,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(AuditError::io("read latest checkpoint", e)),
+    };
+    let cp = verifier
+        .open(&note)
+        .map_err(|e| corrupt(format!("latest checkpoint: {e}")))?;
+    match tree.root_at(cp.size) {
+        Some(root) if root == cp.root => Ok(cp.size),
+        Some(_) => Err(corrupt(format!(
+            "the first {} records do not match the latest signed checkpoint",
+            cp.size
+        ))),
+        None => Err(corrupt(format!(
+            "the latest signed checkpoint covers {} records but the log holds {}",
+            cp.size,
+            tree.size()
+        ))),
+    }
+}
+
+/// Every note in `checkpoints.log`, in order, and the bytes of an
+/// interrupted final write (ignored).
+pub fn read_checkpoint_log(dir: &Path) -> Result<(Vec<(u64, String)>, u64), AuditError> {
+    let path = dir.join(CHECKPOINTS_FILE);
+    let bytes = match segment::read_file(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(AuditError::io("read checkpoints", e)),
+    };
+    let mut notes = Vec::new();
+    let mut pos = 0usize;
+    while pos < bytes.len() {
+        let frame = bytes
+            .get(pos..pos + 8)
+            .and_then(|h| {
+                let len = u32::from_le_bytes(h.get(..4)?.try_into().ok()?) as usize;
+                let crc = u32::from_le_bytes(h.get(4..)?.try_into().ok()?);
+                Some((len, crc))
+            })
+            .and_then(|(len, crc)| Some((bytes.get(pos + 8..pos + 8 + len)?, crc)));
+        let Some((payload, crc)) = frame else {
+            return Ok((notes, (bytes.len() - pos) as u64));
+        };
+        let end = pos + 8 + payload.len();
+        if crc32fast::hash(payload) != crc {
+            if end == bytes.len() {
+                return Ok((notes, payload.len() as u64 + 8));
+            }
+            return Err(corrupt(format!(
+                "{}: offset {pos}: checksum does not match",
+                path.display()
+            )));
+        }
+        let note = String::from_utf8(payload.to_vec())
+            .map_err(|_| corrupt(format!("{}: offset {pos}: not text", path.display())))?;
+        notes.push((pos as u64, note));
+        pos = end;
+    }
+    Ok((notes, 0))
+}

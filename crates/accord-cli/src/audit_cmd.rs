@@ -1,0 +1,192 @@
+//! `accord audit …`: the privacy officer's and auditor's tools over the
+//! audit store. Argument handling and output only; the work is in
+//! `accord-audit`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use accord_audit::{
+    Follower, InclusionProof, Signer, Verifier, VerifyOptions, proof, store, verify,
+};
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+
+/// Where the audit store is, for every subcommand.
+#[derive(Debug, clap::Args)]
+pub struct DirArg {
+    /// The audit directory (`audit.dir` in accord.toml).
+    #[arg(long, default_value = "audit", env = "ACCORD_AUDIT_DIR")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Make the checkpoint signing key pair (signing.key, signing.pub).
+    Keygen {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The log's name, the origin line of every checkpoint.
+        #[arg(long)]
+        name: String,
+    },
+    /// Print an inclusion proof of record `--seq` against the latest
+    /// signed checkpoint, checkable with the public key alone.
+    Prove {
+        #[command(flatten)]
+        dir: DirArg,
+        #[arg(long)]
+        seq: u64,
+    },
+    /// Check an inclusion proof (from `prove`) with the public key.
+    CheckProof {
+        /// The public key, or a file holding it (signing.pub).
+        #[arg(long)]
+        key: String,
+        /// The proof file (`-` for standard input).
+        #[arg(long)]
+        proof: PathBuf,
+    },
+    /// Verify the whole log: checksums, order, Merkle root against every
+    /// signed checkpoint, signatures, consistency.
+    Verify {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The public key you keep (or a file holding it). Without it the
+        /// key in the audit directory is used, which proves less.
+        #[arg(long)]
+        key: Option<String>,
+        /// A checkpoint you kept earlier; the log must still contain it.
+        #[arg(long = "from-checkpoint")]
+        from_checkpoint: Vec<PathBuf>,
+    },
+    /// Print records as they are written (Ctrl-C stops).
+    Tail {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Start after this record instead of at the end.
+        #[arg(long)]
+        after: Option<u64>,
+    },
+}
+
+pub fn run(command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Keygen { dir, name } => keygen(&dir.dir, &name),
+        AuditCommand::Prove { dir, seq } => {
+            let proof = proof::prove(&dir.dir, seq)?;
+            println!("{}", serde_json::to_string_pretty(&proof)?);
+            Ok(())
+        }
+        AuditCommand::CheckProof { key, proof } => check_proof(&key, &proof),
+        AuditCommand::Verify {
+            dir,
+            key,
+            from_checkpoint,
+        } => run_verify(&dir.dir, key.as_deref(), &from_checkpoint),
+        AuditCommand::Tail { dir, after } => tail(&dir.dir, after),
+    }
+}
+
+fn keygen(dir: &Path, name: &str) -> anyhow::Result<()> {
+    let signer = Signer::generate(name)?;
+    store::write_key_pair(dir, &signer)
+        .with_context(|| format!("write the key pair into {}", dir.display()))?;
+    println!("private key  {}", dir.join(store::KEY_FILE).display());
+    println!("public key   {}", signer.verifier().encode());
+    println!("Give the public key to your auditors; they need nothing else.");
+    Ok(())
+}
+
+/// A key given as text or as the path of a file holding it.
+fn load_key(key: &str) -> anyhow::Result<Verifier> {
+    let text = if Path::new(key).is_file() {
+        std::fs::read_to_string(key).with_context(|| format!("read key file {key}"))?
+    } else {
+        key.to_owned()
+    };
+    Ok(Verifier::parse(&text)?)
+}
+
+fn check_proof(key: &str, path: &Path) -> anyhow::Result<()> {
+    let key = load_key(key)?;
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?
+    };
+    let proof: InclusionProof = serde_json::from_str(&text).context("not an inclusion proof")?;
+    let cp = proof::check(&proof, &key).context("the proof does not verify")?;
+    println!(
+        "ok: record {} is in log `{}` of {} records (root {})",
+        proof.seq, cp.origin, cp.size, cp.root
+    );
+    Ok(())
+}
+
+fn run_verify(dir: &Path, key: Option<&str>, kept: &[PathBuf]) -> anyhow::Result<()> {
+    let key = match key {
+        Some(key) => load_key(key)?,
+        None => {
+            let path = dir.join(store::PUBLIC_KEY_FILE);
+            eprintln!(
+                "note: using the public key in {}; pass --key with the copy you keep",
+                path.display()
+            );
+            load_key(&path.display().to_string())?
+        }
+    };
+    let mut options = VerifyOptions::default();
+    for path in kept {
+        let note =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        options
+            .kept_checkpoints
+            .push((path.display().to_string(), note));
+    }
+    let report = verify(dir, &key, &options)?;
+    println!("log        {} (`{}`)", dir.display(), key.name());
+    println!(
+        "records    {} in {} segments",
+        report.records, report.segments
+    );
+    println!("root       {}", report.root);
+    println!(
+        "signed     {} checkpoints checked; largest signed size {}",
+        report.checkpoints, report.signed_size
+    );
+    if let Some(torn) = &report.torn_tail {
+        println!(
+            "torn tail  {} bytes at {} offset {} (an interrupted write; cut on next open)",
+            torn.bytes,
+            torn.segment.display(),
+            torn.offset
+        );
+    }
+    if report.records > report.signed_size {
+        println!(
+            "unsigned   {} records after the last checkpoint",
+            report.records - report.signed_size
+        );
+    }
+    if report.is_ok() {
+        println!("ok");
+        return Ok(());
+    }
+    for problem in &report.problems {
+        println!("PROBLEM    {problem}");
+    }
+    bail!("{} problems found", report.problems.len())
+}
+
+fn tail(dir: &Path, after: Option<u64>) -> anyhow::Result<()> {
+    let mut follower = match after {
+        Some(after) => Follower::new(dir, after),
+        None => Follower::at_end(dir)?,
+    };
+    loop {
+        for record in follower.poll()? {
+            println!("{}", serde_json::to_string(&record)?);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
