@@ -31,7 +31,16 @@ use crate::logging;
 const SEED: u64 = 42;
 const DEFAULT_PORT: u16 = 8443;
 /// The partners of the shipped example policies.
-const PARTNERS: [&str; 3] = ["riverside-bh", "maple-primary", "st-brigid"];
+const PARTNERS: [&str; 8] = [
+    "riverside-bh",
+    "maple-primary",
+    "st-brigid",
+    "lakeshore-health-plan",
+    "county-public-health",
+    "harbor-clinic",
+    "north-clinic",
+    "east-clinic",
+];
 /// A certificate from the dev CA that no partner entry pins.
 const UNLISTED: &str = "unlisted-lab";
 

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit_cmd;
+mod config_cmd;
 mod demo;
 mod logging;
+mod policy_cmd;
 mod serve;
 
 /// Accord: a FHIR R4 gateway that shares patient data between partner
@@ -26,6 +28,16 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: audit_cmd::AuditCommand,
+    },
+    /// Configuration tools: check.
+    Config {
+        #[command(subcommand)]
+        command: config_cmd::ConfigCommand,
+    },
+    /// Policy tools for legal teams: check, explain, diff, test, show.
+    Policy {
+        #[command(subcommand)]
+        command: policy_cmd::PolicyCommand,
     },
     /// Run the gateway from a configuration file.
     Serve {
@@ -73,6 +85,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Audit { command } => audit_cmd::run(command),
+            Command::Config { command } => config_cmd::run(command),
+            Command::Policy { command } => policy_cmd::run(command),
             Command::Serve {
                 config,
                 listen,

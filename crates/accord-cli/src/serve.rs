@@ -1,5 +1,6 @@
 //! `accord serve`: load configuration, policies and the audit log, run the
-//! gateway until SIGINT/SIGTERM; SIGHUP reloads policies.
+//! gateway and its admin listener until SIGINT/SIGTERM; SIGHUP reloads
+//! policies and TLS certificates.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use accord_audit::AuditStore;
 use accord_gateway::GatewayServer;
+use accord_gateway::admin::{AdminServer, AdminState};
 use accord_gateway::config::AccordConfig;
 use accord_policy::PolicySet;
 use anyhow::Context;
@@ -58,31 +60,47 @@ pub async fn run(
         config.gateway.upstream_url
     );
 
+    let admin_state = AdminState::new(
+        &server,
+        &config.admin,
+        config.policies.dir.clone(),
+        Some(config.audit.dir.clone()),
+    )?;
+    let admin = if config.admin.enabled {
+        let admin = AdminServer::start(config.admin.listen, admin_state.clone()).await?;
+        println!("accord: admin on http://{}", admin.local_addr());
+        Some(admin)
+    } else {
+        None
+    };
+
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
-            _ = hangup.recv() => reload(&server, &config.policies.dir),
+            _ = hangup.recv() => reload(&admin_state),
         }
     }
     println!("accord: shutting down");
+    if let Some(admin) = admin {
+        admin.shutdown().await;
+    }
     server.shutdown(DRAIN).await;
     audit.close();
     Ok(())
 }
 
-/// Loads the policy directory again; a set with errors is refused and the
-/// last good one stays in force.
-fn reload(server: &GatewayServer, dir: &Path) {
-    match PolicySet::load_dir(dir) {
-        Ok(policies) => {
-            server.policies().replace(policies);
-            tracing::info!(dir = %dir.display(), "policies reloaded");
-        }
+/// SIGHUP: loads the policy directory again (a set with errors is refused
+/// and the last good one stays in force) and the server certificate, key
+/// and partner CA bundle (on error the ones in force stay).
+fn reload(admin: &AdminState) {
+    let _ = admin.reload_policies();
+    match admin.certs.reload() {
+        Ok(()) => tracing::info!("server certificate and partner CA bundle reloaded"),
         Err(e) => {
-            tracing::error!(errors = %e, "policy reload refused; keeping the last good policies");
+            tracing::error!(error = %e, "TLS reload refused; keeping the certificates in force");
         }
     }
 }

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The `[gateway]` part of accord.toml.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
     /// Address the partner-facing TLS listener binds.
@@ -32,7 +32,7 @@ pub struct GatewayConfig {
 }
 
 /// PEM files for the partner-facing listener.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFiles {
     /// Server certificate chain.
@@ -44,7 +44,7 @@ pub struct TlsFiles {
 }
 
 /// Bounds on what a partner may send and how long anything may take.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest request body accepted (bytes).
@@ -136,7 +136,11 @@ impl Default for Limits {
 mod seconds {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let secs = f64::deserialize(d)?;
@@ -145,31 +149,51 @@ mod seconds {
 }
 
 /// The whole `accord.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccordConfig {
     pub gateway: GatewayConfig,
     pub policies: PoliciesConfig,
     pub audit: AuditConfig,
     pub log: LogConfig,
+    pub admin: AdminConfig,
+}
+
+/// The operators' listener: health, readiness, metrics, reloads. Off the
+/// partner port; loopback unless told otherwise.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Serve the admin listener. Off unless asked for, so two gateways on
+    /// one host (or a test run) never fight over its port.
+    pub enabled: bool,
+    /// Address of the admin listener (plain HTTP: keep it on loopback or a
+    /// private network).
+    pub listen: SocketAddr,
+    /// File holding the bearer token admin requests must present. Without
+    /// it every authenticated endpoint answers 401.
+    pub token_file: Option<PathBuf>,
+    /// `/healthz` and `/readyz` answer without a token (they reveal only
+    /// whether the gateway is up and ready), so probes need no secret.
+    pub open_probes: bool,
 }
 
 /// Where the policy files are.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoliciesConfig {
     pub dir: PathBuf,
 }
 
 /// Where the audit log is written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     pub dir: PathBuf,
 }
 
 /// Log output.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` for people, `json` for log pipelines.
@@ -178,7 +202,7 @@ pub struct LogConfig {
     pub level: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
@@ -256,6 +280,9 @@ impl AccordConfig {
         }
         resolve(&mut self.policies.dir);
         resolve(&mut self.audit.dir);
+        if let Some(token) = self.admin.token_file.as_mut() {
+            resolve(token);
+        }
     }
 }
 
@@ -271,6 +298,17 @@ impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             dir: PathBuf::from("audit"),
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9443)),
+            token_file: None,
+            open_probes: true,
         }
     }
 }

@@ -15,13 +15,7 @@ pub fn decide(
     request: &FhirRequest,
     at: OffsetDateTime,
 ) -> Decision {
-    policies.decide(&AccessRequest {
-        partner,
-        purpose,
-        interaction: request.interaction.kind(),
-        resource_type: request.resource_type(),
-        at,
-    })
+    policies.decide(&AccessRequest::from_fhir(partner, purpose, request, at))
 }
 
 /// The refusal a partner sees for a denial. It says which rule refused, so a

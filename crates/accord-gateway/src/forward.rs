@@ -1,7 +1,8 @@
 //! Phase 4, forward: send the rebuilt request to the upstream FHIR server
 //! over a pooled client, with a deadline and a response size bound.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use accord_fhir::{FhirRequest, InteractionKind, Method};
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::error::GatewayError;
+use crate::metrics::{Metrics, Phase};
 
 /// The upstream FHIR server.
 #[derive(Debug, Clone)]
@@ -21,6 +23,7 @@ pub struct Upstream {
     base: String,
     timeout: Duration,
     max_body: usize,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// What the upstream answered, body read in full.
@@ -73,7 +76,15 @@ impl Upstream {
             base: base_url.trim_end_matches('/').to_owned(),
             timeout,
             max_body,
+            metrics: None,
         })
+    }
+
+    /// Times every exchange into `metrics` (phase `upstream`).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -109,9 +120,12 @@ impl Upstream {
                 body,
             })
         };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| GatewayError::upstream_timeout())?
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.timeout, exchange).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_phase(Phase::Upstream, started.elapsed());
+        }
+        result.map_err(|_| GatewayError::upstream_timeout())?
     }
 
     fn build(

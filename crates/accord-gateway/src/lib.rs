@@ -8,6 +8,7 @@
 //! It must never release a byte the decision does not allow, and never
 //! release anything before the request's audit record is durable.
 
+pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod context;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod filter;
 pub mod forward;
 pub mod identify;
+pub mod metrics;
 pub mod narrow;
 pub mod parse;
 pub mod pipeline;

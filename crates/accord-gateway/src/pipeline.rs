@@ -48,6 +48,7 @@ pub struct Connection {
 pub struct Gateway {
     pub(crate) policies: Arc<PolicyStore>,
     pub(crate) audit: Arc<dyn AuditSink>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) upstream: Upstream,
     pub(crate) base_path: String,
     pub(crate) rewrite: BaseRewrite,
@@ -110,12 +111,15 @@ impl Gateway {
             Outcome::Refuse(error) => error.status,
         };
         let record = audit::record(&ctx, status, OffsetDateTime::now_utc());
-        match audit::append(&self.audit, record).await {
+        let response = match audit::append(&self.audit, record).await {
             Ok(receipt) => respond(outcome, &ctx.request_id, Some(receipt.seq)),
             // INVARIANT: when the record is not durable, the outcome (and any
             // data in it) is dropped here, unsent.
             Err(error) => respond(Outcome::Refuse(error), &ctx.request_id, None),
-        }
+        };
+        // logging phase: metrics and the access-log line, on every exit
+        self.metrics.observe(&ctx, response.status());
+        response
     }
 
     async fn run<B>(

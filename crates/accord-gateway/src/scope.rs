@@ -68,6 +68,8 @@ impl<'a> Scope<'a> {
                 interaction: kind,
                 resource_type: Some(ty),
                 at: self.at,
+                patient: None,
+                operation: None,
             })
             .is_permit();
         if let Ok(mut cache) = self.permitted.lock() {

@@ -22,9 +22,14 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::GatewayConfig;
 use crate::forward::{Upstream, UpstreamConfigError};
 use crate::identify::spki_pin;
+use crate::metrics::{MeteredSink, Metrics};
 use crate::pipeline::{Connection, Gateway};
 use crate::policy_store::PolicyStore;
 use crate::tls::{self, TlsError};
+
+mod certs;
+
+pub use certs::ServerCerts;
 
 /// hyper refuses read buffers smaller than this.
 const MIN_HTTP_BUFFER: usize = 8192;
@@ -46,6 +51,9 @@ pub struct GatewayServer {
     local_addr: SocketAddr,
     public_base: String,
     policies: Arc<PolicyStore>,
+    metrics: Arc<Metrics>,
+    certs: Arc<ServerCerts>,
+    upstream_url: String,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -59,14 +67,16 @@ impl GatewayServer {
         policies: PolicySet,
         audit: Arc<dyn AuditSink>,
     ) -> Result<GatewayServer, StartError> {
-        let tls_config = tls::server_config(&config.tls)?;
+        let certs = Arc::new(ServerCerts::load(&config.tls)?);
+        let metrics = Arc::new(Metrics::new(&policies));
         let upstream_tls = tls::upstream_client_config(config.upstream_ca.as_deref())?;
         let upstream = Upstream::new(
             &config.upstream_url,
             upstream_tls,
             config.limits.upstream_timeout,
             config.limits.max_upstream_body_bytes,
-        )?;
+        )?
+        .with_metrics(Arc::clone(&metrics));
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -86,7 +96,8 @@ impl GatewayServer {
         let policies = Arc::new(PolicyStore::new(policies));
         let gateway = Arc::new(Gateway {
             policies: Arc::clone(&policies),
-            audit,
+            audit: Arc::new(MeteredSink::new(audit, Arc::clone(&metrics))),
+            metrics: Arc::clone(&metrics),
             rewrite,
             upstream,
             base_path: config.normalized_base_path(),
@@ -94,13 +105,20 @@ impl GatewayServer {
             random: SystemRandom::new(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let acceptor = TlsAcceptor::from(tls_config);
-        let task = tokio::spawn(accept_loop(listener, acceptor, gateway, shutdown_rx));
+        let task = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&certs),
+            gateway,
+            shutdown_rx,
+        ));
         tracing::info!(%local_addr, %public_base, "gateway listening");
         Ok(GatewayServer {
             local_addr,
             public_base,
             policies,
+            metrics,
+            certs,
+            upstream_url: config.upstream_url.clone(),
             shutdown,
             task,
         })
@@ -120,6 +138,21 @@ impl GatewayServer {
         &self.policies
     }
 
+    /// The gateway's counters (the admin listener renders them).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The listener's TLS configuration, for certificate rotation.
+    pub fn certs(&self) -> &Arc<ServerCerts> {
+        &self.certs
+    }
+
+    /// The upstream FHIR base URL as configured.
+    pub fn upstream_url(&self) -> &str {
+        &self.upstream_url
+    }
+
     /// Stops accepting, lets in-flight requests finish (up to `drain`), and
     /// returns when the listener is closed.
     pub async fn shutdown(self, drain: Duration) {
@@ -135,7 +168,7 @@ impl GatewayServer {
 
 async fn accept_loop(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    certs: Arc<ServerCerts>,
     gateway: Arc<Gateway>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -158,7 +191,8 @@ async fn accept_loop(
                 continue;
             }
         };
-        let acceptor = acceptor.clone();
+        // Each connection takes the certificates in force when it arrives.
+        let acceptor = TlsAcceptor::from(certs.current());
         let gateway = Arc::clone(&gateway);
         let watcher = graceful.watcher();
         tokio::spawn(async move {

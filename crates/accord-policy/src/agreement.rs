@@ -1,4 +1,5 @@
-//! Data-use agreements: who may do what, for which purposes, until when.
+//! Data-use agreements: who may do what, for which purposes, until when,
+//! under which conditions (obligations), and what is never shared (forbids).
 
 use std::collections::BTreeSet;
 
@@ -6,9 +7,14 @@ use accord_fhir::{InteractionKind, Purpose, ResourceType};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::ids::{AgreementId, GrantId, PartnerId};
+use crate::ids::{AgreementId, CategoryId, CohortId, GrantId, PartnerId};
 
-/// A data-use agreement, compiled from one file in `policies/agreements/`.
+mod file;
+
+pub(crate) use file::{AgreementFile, ForbidEntry, GrantEntry};
+
+/// A data-use agreement, compiled from one file in `policies/agreements/`
+/// (or one instance of a template).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agreement {
     pub id: AgreementId,
@@ -21,8 +27,11 @@ pub struct Agreement {
     pub term: Term,
     pub purposes: BTreeSet<Purpose>,
     pub grants: Vec<Grant>,
+    pub forbids: Vec<Forbid>,
     /// The file it came from, for explanations.
     pub source: String,
+    /// The template it was instantiated from, if any.
+    pub template: Option<String>,
 }
 
 /// The lifecycle state of an agreement. Only `active` grants anything.
@@ -43,41 +52,64 @@ pub struct Term {
     pub expires: OffsetDateTime,
 }
 
-/// One grant: recipients may perform these interactions on these types.
+/// One grant: recipients may perform these interactions on these types,
+/// under these obligations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub id: GrantId,
     pub recipients: BTreeSet<PartnerId>,
+    /// The party whose data this is (`None`: any party's, i.e. the shared
+    /// record behind the gateway).
+    pub source: Option<PartnerId>,
     pub resources: BTreeSet<ResourceType>,
     pub interactions: BTreeSet<InteractionKind>,
+    /// Operations granted by name (`everything` for `$everything`); the
+    /// `operation` interaction alone grants none.
+    pub operations: BTreeSet<String>,
+    pub cohort: Option<CohortId>,
+    pub constraints: Vec<SearchConstraint>,
+    pub redact: Vec<String>,
+    pub sensitive: BTreeSet<CategoryId>,
+    pub caps: Caps,
+    pub population_search: bool,
 }
 
-// === TOML shape ===
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AgreementFile {
-    pub id: AgreementId,
-    pub version: toml::Spanned<i64>,
-    pub title: String,
-    #[serde(default)]
-    pub document: Option<String>,
-    pub status: AgreementStatus,
-    pub parties: toml::Spanned<Vec<toml::Spanned<PartnerId>>>,
-    pub effective: toml::Spanned<toml::value::Datetime>,
-    pub expires: toml::Spanned<toml::value::Datetime>,
-    pub purposes: toml::Spanned<Vec<Purpose>>,
-    #[serde(default)]
-    pub grant: Vec<GrantEntry>,
+/// A search constraint such as `Observation?category=laboratory`: every
+/// search on that type is narrowed by these parameters (like a SMART v2
+/// finer-grained scope), and resources outside it are not released.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SearchConstraint {
+    #[serde(serialize_with = "ser_type")]
+    pub resource: ResourceType,
+    pub params: Vec<(String, String)>,
+    /// As written, for explanations.
+    pub text: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct GrantEntry {
-    pub id: toml::Spanned<GrantId>,
-    pub recipients: toml::Spanned<Vec<toml::Spanned<PartnerId>>>,
-    pub resources: toml::Spanned<Vec<ResourceType>>,
-    pub interactions: toml::Spanned<Vec<toml::Spanned<String>>>,
+/// Volume caps per recipient per day (UTC).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Caps {
+    pub resources_per_day: Option<u64>,
+    pub requests_per_day: Option<u64>,
+}
+
+/// An explicit denial; wins over every grant. With `sensitive` it withholds
+/// those categories from what matching grants release; without, it denies
+/// matching requests outright. Empty lists mean "all"; no `recipients` in
+/// the file means every party of the agreement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forbid {
+    pub id: GrantId,
+    pub reason: String,
+    pub recipients: BTreeSet<PartnerId>,
+    pub resources: BTreeSet<ResourceType>,
+    pub interactions: BTreeSet<InteractionKind>,
+    pub purposes: BTreeSet<Purpose>,
+    pub sensitive: BTreeSet<CategoryId>,
+}
+
+fn ser_type<S: serde::Serializer>(ty: &ResourceType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(ty.as_str())
 }
 
 // === impl Agreement ===
@@ -86,6 +118,12 @@ impl Agreement {
     /// Whether the agreement is in force at `at`: active and within term.
     pub fn in_force(&self, at: OffsetDateTime) -> bool {
         self.status == AgreementStatus::Active && self.term.contains(at)
+    }
+
+    /// Whether its forbids apply: every status but draft (a denial never
+    /// widens access, so a suspended or ended agreement's forbids stay).
+    pub fn forbids_apply(&self) -> bool {
+        self.status != AgreementStatus::Draft
     }
 }
 
@@ -115,5 +153,41 @@ impl Term {
 impl Grant {
     pub fn covers_recipient(&self, partner: &PartnerId) -> bool {
         self.recipients.contains(partner)
+    }
+
+    /// Whether the grant allows this interaction (and operation name).
+    pub fn covers_interaction(&self, kind: InteractionKind, operation: Option<&str>) -> bool {
+        if kind == InteractionKind::Operation {
+            return operation.is_some_and(|op| self.operations.contains(op));
+        }
+        self.interactions.contains(&kind)
+    }
+
+    /// The interactions as written in files (`read`, `$everything`).
+    pub fn interaction_names(&self) -> Vec<String> {
+        self.interactions
+            .iter()
+            .map(|k| k.as_str().to_owned())
+            .chain(self.operations.iter().map(|o| format!("${o}")))
+            .collect()
+    }
+}
+
+// === impl Forbid ===
+
+impl Forbid {
+    /// Whether this forbid speaks to the request (recipient, type,
+    /// interaction, purpose); empty lists match everything.
+    pub fn matches(
+        &self,
+        partner: &PartnerId,
+        ty: ResourceType,
+        kind: InteractionKind,
+        purpose: &Purpose,
+    ) -> bool {
+        (self.recipients.is_empty() || self.recipients.contains(partner))
+            && (self.resources.is_empty() || self.resources.contains(&ty))
+            && (self.interactions.is_empty() || self.interactions.contains(&kind))
+            && (self.purposes.is_empty() || self.purposes.contains(purpose))
     }
 }

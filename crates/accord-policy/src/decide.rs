@@ -1,18 +1,40 @@
 //! The decision: default deny; permit only through a grant of an agreement in
 //! force that covers this partner, purpose, interaction and resource type.
 
+//!
+//! Order of evaluation (the one place the semantics live; policies/README.md
+//! says the same in words):
+//! 1. unknown or inactive partner: deny; capabilities: permit;
+//! 2. the first grant (agreements in file-name order, grants in file order)
+//!    of an agreement in force that covers partner, purpose, type and
+//!    interaction; none: deny, explained by the closest agreement;
+//! 3. a forbid (of any agreement not in draft) matching the request without
+//!    naming categories: deny — forbids win over grants;
+//! 4. a search or history without a patient needs `population_search`:
+//!    carried as an obligation and enforced where searches are narrowed
+//!    (the gateway's narrow phase, which knows every spelling of a patient
+//!    search); [`PolicySet::decide_with_narrowing`] applies it for the tools;
+//! 5. a known patient outside a listed cohort: deny;
+//! 6. a known patient whose consent in force denies this partner and
+//!    purpose: deny — an opt-out wins over grants;
+//! 7. permit, with the grant's obligations (cohort, constraints, redactions,
+//!    categories less those forbidden, caps) and the rules that produced it.
+
+use std::collections::BTreeSet;
 use std::fmt;
 
 use accord_fhir::{InteractionKind, Purpose, ResourceType};
 use time::OffsetDateTime;
 
 use crate::PolicySet;
-use crate::agreement::{Agreement, AgreementStatus};
+use crate::agreement::{Agreement, AgreementStatus, Grant};
+use crate::consent::{ConsentIndex, ConsentQuery, ConsentRule};
 use crate::ids::{AgreementId, GrantId, PartnerId};
+use crate::obligations::{Obligations, RuleKind, RuleRef};
 use crate::partner::PartnerStatus;
 
 /// What is being asked, in policy terms.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AccessRequest<'a> {
     pub partner: &'a PartnerId,
     pub purpose: &'a Purpose,
@@ -20,6 +42,13 @@ pub struct AccessRequest<'a> {
     /// `None` for system-level interactions (system search, history, batch).
     pub resource_type: Option<ResourceType>,
     pub at: OffsetDateTime,
+    /// The one patient the request is about (`Patient/123`), when the
+    /// request names one: a Patient read, a compartment search, a search
+    /// with a single `patient`/`subject`. `None` for a search or history
+    /// makes it a population-level request.
+    pub patient: Option<String>,
+    /// The operation name for `Operation` (`everything`).
+    pub operation: Option<&'a str>,
 }
 
 /// The outcome of [`PolicySet::decide`], with the rule that produced it.
@@ -40,6 +69,8 @@ pub enum Permit {
         agreement: AgreementId,
         agreement_version: u32,
         grant: GrantId,
+        /// What the gateway must still do: narrow, filter, redact, count.
+        obligations: Box<Obligations>,
     },
 }
 
@@ -82,6 +113,25 @@ pub enum DenyReason {
         agreement: AgreementId,
         version: u32,
     },
+    Forbidden {
+        agreement: AgreementId,
+        version: u32,
+        forbid: GrantId,
+        reason: String,
+    },
+    PopulationSearchNotGranted {
+        agreement: AgreementId,
+        version: u32,
+        grant: GrantId,
+    },
+    OutsideCohort {
+        agreement: AgreementId,
+        version: u32,
+        cohort: String,
+    },
+    PatientOptedOut {
+        consent: String,
+    },
 }
 
 // === impl Decision ===
@@ -89,6 +139,14 @@ pub enum DenyReason {
 impl Decision {
     pub fn is_permit(&self) -> bool {
         matches!(self, Decision::Permit(_))
+    }
+
+    /// The obligations of a permit through a grant.
+    pub fn obligations(&self) -> Option<&Obligations> {
+        match self {
+            Decision::Permit(Permit::Grant { obligations, .. }) => Some(obligations),
+            _ => None,
+        }
     }
 
     /// A short, stable description of the rule, for audit records and logs.
@@ -101,6 +159,7 @@ impl Decision {
                 agreement,
                 agreement_version,
                 grant,
+                ..
             }) => format!("permit: agreement `{agreement}` v{agreement_version} grant `{grant}`"),
             Decision::Deny(d) => format!("deny: {}", d.reason),
         }
@@ -150,6 +209,37 @@ impl fmt::Display for DenyReason {
                     "agreement `{agreement}` v{version} does not grant this interaction on this resource type"
                 )
             }
+            DenyReason::Forbidden {
+                agreement,
+                version,
+                forbid,
+                reason,
+            } => write!(
+                f,
+                "forbidden by agreement `{agreement}` v{version} rule `{forbid}`: {reason}"
+            ),
+            DenyReason::PopulationSearchNotGranted {
+                agreement,
+                version,
+                grant,
+            } => write!(
+                f,
+                "agreement `{agreement}` v{version} grant `{grant}` does not allow searches without a patient"
+            ),
+            DenyReason::OutsideCohort {
+                agreement,
+                version,
+                cohort,
+            } => write!(
+                f,
+                "the patient is not in cohort `{cohort}` of agreement `{agreement}` v{version}"
+            ),
+            DenyReason::PatientOptedOut { consent } => {
+                write!(
+                    f,
+                    "the patient's consent `{consent}` does not permit this disclosure"
+                )
+            }
         }
     }
 }
@@ -157,8 +247,15 @@ impl fmt::Display for DenyReason {
 // === impl PolicySet ===
 
 impl PolicySet {
-    /// Decides `request`. Pure: same policies, same request, same answer.
+    /// Decides `request` against the policies and the consents loaded with
+    /// them. Pure: same policies, same request, same answer.
     pub fn decide(&self, request: &AccessRequest<'_>) -> Decision {
+        self.decide_with(request, &self.consents)
+    }
+
+    /// Decides `request` with a consent index kept apart from the policy
+    /// set (consents change more often than agreements). Pure.
+    pub fn decide_with(&self, request: &AccessRequest<'_>, consents: &ConsentIndex) -> Decision {
         let deny = |reason| Decision::Deny(Deny { reason });
         let Some(partner) = self.partner(request.partner) else {
             return deny(DenyReason::UnknownPartner);
@@ -176,9 +273,13 @@ impl PolicySet {
         };
 
         let mut closest: Option<(u8, DenyReason)> = None;
+        let mut found = None;
         for agreement in self.agreements_for(request.partner) {
             match evaluate(agreement, request, ty) {
-                Ok(permit) => return Decision::Permit(permit),
+                Ok(grant) => {
+                    found = Some((agreement, grant));
+                    break;
+                }
                 Err((rank, reason)) => {
                     if closest.as_ref().is_none_or(|(best, _)| rank > *best) {
                         closest = Some((rank, reason));
@@ -186,14 +287,121 @@ impl PolicySet {
                 }
             }
         }
-        deny(closest.map_or(DenyReason::NoAgreement, |(_, reason)| reason))
+        let Some((agreement, grant)) = found else {
+            return deny(closest.map_or(DenyReason::NoAgreement, |(_, reason)| reason));
+        };
+
+        let mut rules = vec![RuleRef::grant(agreement, grant)];
+        let mut withheld = BTreeSet::new();
+        for (forbidding, forbid) in self.forbids_for(request.partner) {
+            if !forbid.matches(request.partner, ty, request.interaction, request.purpose) {
+                continue;
+            }
+            if forbid.sensitive.is_empty() {
+                return deny(DenyReason::Forbidden {
+                    agreement: forbidding.id.clone(),
+                    version: forbidding.version,
+                    forbid: forbid.id.clone(),
+                    reason: forbid.reason.clone(),
+                });
+            }
+            withheld.extend(forbid.sensitive.iter().cloned());
+            rules.push(RuleRef::forbid(forbidding, forbid));
+        }
+        if let (Some(patient), Some(cohort)) = (&request.patient, &grant.cohort) {
+            let inside = self.cohorts.get(cohort).and_then(|c| c.contains(patient));
+            if inside == Some(false) {
+                return deny(DenyReason::OutsideCohort {
+                    agreement: agreement.id.clone(),
+                    version: agreement.version,
+                    cohort: cohort.to_string(),
+                });
+            }
+        }
+        if let Some(patient) = &request.patient {
+            let query = ConsentQuery {
+                partner: request.partner,
+                purpose: request.purpose,
+                at: request.at,
+            };
+            let answer = consents.general(patient, &query);
+            if let Some(consent) = answer.consent {
+                if answer.rule == ConsentRule::Deny {
+                    return deny(DenyReason::PatientOptedOut { consent });
+                }
+                rules.push(RuleRef {
+                    kind: RuleKind::Consent,
+                    file: consents
+                        .current(patient, request.at)
+                        .map(|c| c.source.clone())
+                        .unwrap_or_default(),
+                    agreement: None,
+                    version: None,
+                    rule: consent,
+                });
+            }
+        }
+        let obligations = Obligations::of(self, request, agreement, grant, withheld, rules);
+        Decision::Permit(Permit::Grant {
+            agreement: agreement.id.clone(),
+            agreement_version: agreement.version,
+            grant: grant.id.clone(),
+            obligations: Box::new(obligations),
+        })
     }
 
-    /// Agreements with a grant naming `partner` as a recipient.
-    fn agreements_for<'a>(&'a self, partner: &'a PartnerId) -> impl Iterator<Item = &'a Agreement> {
-        self.agreements
-            .iter()
-            .filter(move |a| a.grants.iter().any(|g| g.covers_recipient(partner)))
+    /// [`PolicySet::decide_with`] plus the narrowing rule the gateway applies
+    /// right after it: a population-level search under a grant without
+    /// `population_search` is refused. What `explain`, `test` and `diff`
+    /// report, so they agree with what a partner sees.
+    pub fn decide_with_narrowing(
+        &self,
+        request: &AccessRequest<'_>,
+        consents: &ConsentIndex,
+    ) -> Decision {
+        let decision = self.decide_with(request, consents);
+        match &decision {
+            Decision::Permit(Permit::Grant {
+                agreement,
+                agreement_version,
+                grant,
+                obligations,
+            }) if request.is_population_level() && !obligations.population_search => {
+                Decision::Deny(Deny {
+                    reason: DenyReason::PopulationSearchNotGranted {
+                        agreement: agreement.clone(),
+                        version: *agreement_version,
+                        grant: grant.clone(),
+                    },
+                })
+            }
+            _ => decision,
+        }
+    }
+
+    /// Agreements with a grant naming `partner` as a recipient, in
+    /// file-name order.
+    fn agreements_for<'a>(&'a self, partner: &PartnerId) -> impl Iterator<Item = &'a Agreement> {
+        self.by_recipient
+            .get(partner)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.agreements.get(*i))
+    }
+
+    /// Every forbid that binds `partner`, with its agreement.
+    fn forbids_for<'a>(
+        &'a self,
+        partner: &PartnerId,
+    ) -> impl Iterator<Item = (&'a Agreement, &'a crate::agreement::Forbid)> {
+        self.forbid_index
+            .get(partner)
+            .into_iter()
+            .flatten()
+            .filter_map(|(a, f)| {
+                let agreement = self.agreements.get(*a)?;
+                Some((agreement, agreement.forbids.get(*f)?))
+            })
     }
 }
 
@@ -203,12 +411,11 @@ impl PolicySet {
 /// Closeness weighs what the agreement is *about* first: an agreement whose
 /// grant covers this type and interaction but is suspended explains a denial
 /// better than an unrelated agreement that merely lacks the purpose.
-fn evaluate(
-    agreement: &Agreement,
+fn evaluate<'g>(
+    agreement: &'g Agreement,
     request: &AccessRequest<'_>,
     ty: ResourceType,
-) -> Result<Permit, (u8, DenyReason)> {
-    let agreement_id = agreement.id.clone();
+) -> Result<&'g Grant, (u8, DenyReason)> {
     let version = agreement.version;
     let grants = || {
         agreement
@@ -216,7 +423,8 @@ fn evaluate(
             .iter()
             .filter(|g| g.covers_recipient(request.partner) && g.resources.contains(&ty))
     };
-    let matching_grant = grants().find(|g| g.interactions.contains(&request.interaction));
+    let matching_grant =
+        grants().find(|g| g.covers_interaction(request.interaction, request.operation));
     let type_granted = grants().next().is_some();
     let active = agreement.status == AgreementStatus::Active;
     let in_term = agreement.term.contains(request.at);
@@ -227,41 +435,40 @@ fn evaluate(
         + 4 * u8::from(purpose_ok)
         + 2 * u8::from(in_term)
         + u8::from(active);
+    let agreement_id = || agreement.id.clone();
     let reason = if !active {
         DenyReason::AgreementNotActive {
-            agreement: agreement_id,
+            agreement: agreement_id(),
             version,
             status: agreement.status,
         }
     } else if !in_term {
         DenyReason::OutsideTerm {
-            agreement: agreement_id,
+            agreement: agreement_id(),
             version,
         }
     } else if !purpose_ok {
         DenyReason::PurposeNotPermitted {
-            agreement: agreement_id,
+            agreement: agreement_id(),
             version,
         }
     } else if let Some(grant) = matching_grant {
-        return Ok(Permit::Grant {
-            agreement: agreement_id,
-            agreement_version: version,
-            grant: grant.id.clone(),
-        });
+        return Ok(grant);
     } else if type_granted {
         DenyReason::InteractionNotGranted {
-            agreement: agreement_id,
+            agreement: agreement_id(),
             version,
         }
     } else {
         DenyReason::ResourceTypeNotGranted {
-            agreement: agreement_id,
+            agreement: agreement_id(),
             version,
         }
     };
     Err((closeness, reason))
 }
+
+mod request;
 
 #[cfg(test)]
 mod tests;

@@ -64,8 +64,16 @@ policy_id!(
     AgreementId
 );
 policy_id!(
-    /// A grant's id, unique within its agreement.
+    /// A grant's or forbid's id, unique within its agreement.
     GrantId
+);
+policy_id!(
+    /// A cohort's id in policies/cohorts/*.toml.
+    CohortId
+);
+policy_id!(
+    /// A sensitivity category's id in policies/sensitivity/*.toml.
+    CategoryId
 );
 
 /// The text is not a valid policy id.

@@ -1,36 +1,75 @@
-//! Data-use agreements and partners for Accord.
+//! Data-use agreements, partners, cohorts, sensitivity and patient consent
+//! for Accord.
 //!
 //! This crate owns the policy model: partners (who connects, by which
-//! certificate key), agreements (parties, term, status, purposes, grants),
-//! loading them from TOML with `file:line:col` errors, and the decision
-//! itself: default deny, permit only through a grant of an agreement in force.
+//! certificate key), agreements (parties, term, status, purposes, grants
+//! with their obligations, forbids), cohorts, sensitivity categories, FHIR
+//! Consent; loading them from TOML/JSON with JSON-Schema validation and
+//! `file:line:col` errors; the decision (default deny, permit only through a
+//! grant of an agreement in force, forbids and opt-outs win), the
+//! per-resource check the gateway's filter applies, and the tools built on
+//! them: explain, diff, table-driven tests, rendering.
 //!
-//! It must never do I/O on the decision path: [`PolicySet::decide`] is a
-//! pure function of the compiled policies and the request. Only
-//! [`PolicySet::load_dir`] touches the filesystem.
+//! It must never do I/O on the decision path: [`PolicySet::decide`] and
+//! [`PolicySet::check_resource`] are pure functions of the compiled
+//! policies, the consent index, the request and the time. Only
+//! [`PolicySources::read_dir`] (and the `*_dir` helpers that call it) touch
+//! the filesystem.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 pub mod agreement;
+pub mod cohort;
+pub mod consent;
 pub mod decide;
+pub mod diff;
+pub mod elements;
+pub mod explain;
 pub mod ids;
+pub mod lint;
 pub mod load;
+pub mod obligations;
 pub mod partner;
+pub mod render;
+pub mod schema;
+pub mod sensitivity;
 pub mod source;
+pub mod spans;
+pub mod testing;
+pub mod version;
 
-pub use agreement::{Agreement, AgreementStatus, Grant, Term};
+pub use agreement::{Agreement, AgreementStatus, Caps, Forbid, Grant, SearchConstraint, Term};
+pub use cohort::{Cohort, CohortMembers};
+pub use consent::{Consent, ConsentAnswer, ConsentIndex, ConsentQuery, ConsentRule};
 pub use decide::{AccessRequest, Decision, Deny, DenyReason, Permit};
-pub use ids::{AgreementId, GrantId, InvalidPolicyId, PartnerId};
-pub use load::PolicyErrors;
+pub use ids::{AgreementId, CategoryId, CohortId, GrantId, InvalidPolicyId, PartnerId};
+pub use load::{PolicyErrors, PolicySources};
+pub use obligations::{
+    Obligations, ResourceFacts, ResourceVerdict, RuleKind, RuleRef, WithholdReason,
+};
 pub use partner::{Partner, PartnerStatus, SpkiPin};
+pub use sensitivity::{Category, Coding};
 pub use source::{Location, PolicyError, SourceFile};
+pub use version::PolicyVersion;
 
-/// A compiled, validated set of partners and agreements.
+/// A compiled, validated set of partners, agreements, cohorts, sensitivity
+/// categories and the consents loaded with them.
 #[derive(Debug, Clone)]
 pub struct PolicySet {
     partners: BTreeMap<PartnerId, Partner>,
     by_pin: HashMap<SpkiPin, PartnerId>,
     agreements: Vec<Agreement>,
+    /// INVARIANT: indexes into `agreements`, ascending (file-name order).
+    by_recipient: HashMap<PartnerId, Vec<usize>>,
+    /// Per recipient, (agreement, forbid) of every forbid that binds it.
+    /// INVARIANT: a compiled forbid always lists its recipients (no
+    /// recipients in the file means every party), so this covers all.
+    forbid_index: HashMap<PartnerId, Vec<(usize, usize)>>,
+    cohorts: BTreeMap<CohortId, Cohort>,
+    categories: BTreeMap<CategoryId, Category>,
+    consents: Arc<ConsentIndex>,
+    version: PolicyVersion,
 }
 
 // === impl PolicySet ===
@@ -51,5 +90,31 @@ impl PolicySet {
 
     pub fn agreements(&self) -> &[Agreement] {
         &self.agreements
+    }
+
+    pub fn agreement(&self, id: &str) -> Option<&Agreement> {
+        self.agreements.iter().find(|a| a.id.as_str() == id)
+    }
+
+    pub fn cohorts(&self) -> impl Iterator<Item = &Cohort> {
+        self.cohorts.values()
+    }
+
+    pub fn cohort(&self, id: &CohortId) -> Option<&Cohort> {
+        self.cohorts.get(id)
+    }
+
+    pub fn categories(&self) -> impl Iterator<Item = &Category> {
+        self.categories.values()
+    }
+
+    /// The consents loaded from the policy folder.
+    pub fn consents(&self) -> &Arc<ConsentIndex> {
+        &self.consents
+    }
+
+    /// The SHA-256 content hash of every source file.
+    pub fn version(&self) -> &PolicyVersion {
+        &self.version
     }
 }

@@ -1,22 +1,91 @@
 //! Compiling policy files into a [`PolicySet`], with every error located.
+//!
+//! Each file is parsed (TOML syntax errors), checked against its JSON Schema
+//! (all shape errors at once), then compiled (meaning: references, dates,
+//! element paths). Loading never stops at the first file with errors.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
-
-use accord_fhir::InteractionKind;
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use std::sync::Arc;
 
 use crate::PolicySet;
-use crate::agreement::{Agreement, AgreementFile, Grant, GrantEntry, Term};
+use crate::agreement::Agreement;
+use crate::consent::ConsentIndex;
 use crate::ids::{AgreementId, PartnerId};
-use crate::partner::{Partner, PartnerEntry, PartnersFile, SpkiPin};
+use crate::sensitivity::DEFAULT_SENSITIVITY;
 use crate::source::{PolicyError, SourceFile};
+use crate::version::PolicyVersion;
+
+mod agreement;
+mod dates;
+mod others;
+mod template;
+
+pub(crate) use others::parse_checked;
+
+/// The instant of a TOML date (start of day) or offset date-time.
+pub(crate) fn instant_of(value: &toml::value::Datetime) -> Result<time::OffsetDateTime, String> {
+    dates::to_instant(value, dates::Boundary::Start)
+}
+
+/// One error per position: the schema and the compiler may both object to
+/// the same value; the first (the schema's, with its hint) is kept.
+/// Within a file, errors are sorted by position.
+fn dedupe(mut errors: Vec<PolicyError>) -> Vec<PolicyError> {
+    let mut files: Vec<String> = Vec::new();
+    for e in &errors {
+        let file = e
+            .location
+            .as_ref()
+            .map(|l| l.file.clone())
+            .unwrap_or_default();
+        if !files.contains(&file) {
+            files.push(file);
+        }
+    }
+    errors.sort_by_key(|e| {
+        let file = e
+            .location
+            .as_ref()
+            .map(|l| l.file.as_str())
+            .unwrap_or_default();
+        let rank = files.iter().position(|f| f == file).unwrap_or(usize::MAX);
+        let (line, column) = e.location.as_ref().map_or((0, 0), |l| (l.line, l.column));
+        (rank, line, column)
+    });
+    let mut seen = std::collections::HashSet::new();
+    errors
+        .into_iter()
+        .filter(|e| match &e.location {
+            Some(l) => seen.insert((l.file.clone(), l.line, l.column)),
+            None => true,
+        })
+        .collect()
+}
 
 /// Every error found in a set of policy files (loading does not stop at the
 /// first, so a legal team sees all of them at once).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct PolicyErrors(pub Vec<PolicyError>);
+
+/// The text of every file a policy set is compiled from.
+#[derive(Debug, Clone)]
+pub struct PolicySources {
+    pub partners: SourceFile,
+    pub agreements: Vec<SourceFile>,
+    /// policies/templates/*.toml: agreement bodies with `{{param}}`.
+    pub templates: Vec<SourceFile>,
+    /// policies/cohorts/*.toml
+    pub cohorts: Vec<SourceFile>,
+    /// policies/cohorts/*.json: FHIR Group resources cohorts refer to.
+    pub groups: Vec<SourceFile>,
+    /// policies/sensitivity/*.toml; when the folder is absent, the shipped
+    /// default set.
+    pub sensitivity: Vec<SourceFile>,
+    /// policies/consents/*.json: FHIR R4 Consent resources.
+    pub consents: Vec<SourceFile>,
+}
 
 impl fmt::Display for PolicyErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -30,337 +99,177 @@ impl fmt::Display for PolicyErrors {
     }
 }
 
-// === impl PolicySet ===
+// === impl PolicySources ===
 
-impl PolicySet {
-    /// Reads `dir/partners.toml` and every `dir/agreements/*.toml` (in name
-    /// order) and compiles them.
-    pub fn load_dir(dir: &Path) -> Result<PolicySet, PolicyErrors> {
+impl PolicySources {
+    /// Partners and agreements only; the default sensitivity set; no
+    /// cohorts, templates or consents.
+    pub fn new(partners: SourceFile, agreements: Vec<SourceFile>) -> Self {
+        PolicySources {
+            partners,
+            agreements,
+            templates: Vec::new(),
+            cohorts: Vec::new(),
+            groups: Vec::new(),
+            sensitivity: vec![SourceFile::new(
+                "<builtin>/sensitivity/default.toml",
+                DEFAULT_SENSITIVITY,
+            )],
+            consents: Vec::new(),
+        }
+    }
+
+    /// Reads a policy folder: `partners.toml`, `agreements/*.toml`, and the
+    /// optional `templates/`, `cohorts/`, `sensitivity/`, `consents/`.
+    pub fn read_dir(dir: &Path) -> Result<PolicySources, PolicyErrors> {
         let io_error = |path: &Path, e: std::io::Error| {
-            PolicyErrors(vec![PolicyError {
-                location: None,
-                message: format!("{}: {e}", path.display()),
-            }])
+            PolicyErrors(vec![
+                PolicyError::unlocated(format!("{}: {e}", path.display()))
+                    .with_hint("a policy folder holds partners.toml and agreements/"),
+            ])
         };
         let read = |path: &Path| -> Result<SourceFile, PolicyErrors> {
             let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;
             Ok(SourceFile::new(path.display().to_string(), text))
         };
-        let partners = read(&dir.join("partners.toml"))?;
-        let agreements_dir = dir.join("agreements");
-        let mut paths = Vec::new();
-        for entry in std::fs::read_dir(&agreements_dir).map_err(|e| io_error(&agreements_dir, e))? {
-            let path = entry.map_err(|e| io_error(&agreements_dir, e))?.path();
-            if path.extension().is_some_and(|ext| ext == "toml") {
-                paths.push(path);
-            }
+        let list =
+            |sub: &str, ext: &str, required: bool| -> Result<Vec<SourceFile>, PolicyErrors> {
+                let folder = dir.join(sub);
+                if !required && !folder.is_dir() {
+                    return Ok(Vec::new());
+                }
+                let mut paths = Vec::new();
+                for entry in std::fs::read_dir(&folder).map_err(|e| io_error(&folder, e))? {
+                    let path = entry.map_err(|e| io_error(&folder, e))?.path();
+                    if path.extension().is_some_and(|x| x == ext) {
+                        paths.push(path);
+                    }
+                }
+                paths.sort();
+                paths.iter().map(|p| read(p)).collect()
+            };
+        let mut sources = PolicySources::new(
+            read(&dir.join("partners.toml"))?,
+            list("agreements", "toml", true)?,
+        );
+        sources.templates = list("templates", "toml", false)?;
+        sources.cohorts = list("cohorts", "toml", false)?;
+        sources.groups = list("cohorts", "json", false)?;
+        if dir.join("sensitivity").is_dir() {
+            sources.sensitivity = list("sensitivity", "toml", false)?;
         }
-        paths.sort();
-        let agreements = paths
-            .iter()
-            .map(|p| read(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        PolicySet::compile(&partners, &agreements)
+        sources.consents = list("consents", "json", false)?;
+        Ok(sources)
     }
 
-    /// Compiles partner and agreement sources; pure, no I/O.
+    /// Every source, for hashing and display.
+    pub fn all(&self) -> impl Iterator<Item = &SourceFile> {
+        std::iter::once(&self.partners)
+            .chain(&self.agreements)
+            .chain(&self.templates)
+            .chain(&self.cohorts)
+            .chain(&self.groups)
+            .chain(&self.sensitivity)
+            .chain(&self.consents)
+    }
+}
+
+// === impl PolicySet ===
+
+impl PolicySet {
+    /// Reads and compiles a policy folder (see [`PolicySources::read_dir`]).
+    pub fn load_dir(dir: &Path) -> Result<PolicySet, PolicyErrors> {
+        PolicySet::compile_sources(&PolicySources::read_dir(dir)?)
+    }
+
+    /// Compiles partner and agreement sources with the default sensitivity
+    /// set; pure, no I/O.
     pub fn compile(
         partners: &SourceFile,
         agreements: &[SourceFile],
     ) -> Result<PolicySet, PolicyErrors> {
+        PolicySet::compile_sources(&PolicySources::new(partners.clone(), agreements.to_vec()))
+    }
+
+    /// Compiles a full set of sources; pure, no I/O.
+    pub fn compile_sources(sources: &PolicySources) -> Result<PolicySet, PolicyErrors> {
         let mut errors = Vec::new();
-        let partners = compile_partners(partners, &mut errors);
+        let (partners, by_pin) = others::compile_partners(&sources.partners, &mut errors);
+        let categories = others::compile_categories(&sources.sensitivity, &mut errors);
+        let cohorts = others::compile_cohorts(
+            &sources.cohorts,
+            &sources.agreements,
+            &sources.groups,
+            &partners,
+            &mut errors,
+        );
+        let refs = agreement::Refs {
+            partners: &partners,
+            cohorts: &cohorts,
+            categories: &categories,
+        };
         let mut compiled: Vec<Agreement> = Vec::new();
         let mut seen: BTreeMap<AgreementId, String> = BTreeMap::new();
-        for source in agreements {
-            let Some(agreement) = compile_agreement(source, &partners.0, &mut errors) else {
-                continue;
-            };
-            if let Some(first) = seen.insert(agreement.id.clone(), source.name.clone()) {
-                errors.push(source.error(
-                    None,
-                    format!("agreement id `{}` is also used by {first}", agreement.id),
-                ));
+        for source in &sources.agreements {
+            let expanded = template::expand(source, &sources.templates, &mut errors);
+            for (text, template) in expanded {
+                let Some(agreement) =
+                    agreement::compile_agreement(&text, &refs, template, &mut errors)
+                else {
+                    continue;
+                };
+                if let Some(first) = seen.insert(agreement.id.clone(), source.name.clone()) {
+                    errors.push(source.error_hint(
+                        None,
+                        format!("agreement id `{}` is also used by {first}", agreement.id),
+                        "each agreement needs its own id; raise `version` instead of copying a file",
+                    ));
+                    continue;
+                }
+                compiled.push(agreement);
+            }
+        }
+        let consents =
+            ConsentIndex::compile(&sources.consents, &|p: &PartnerId| partners.contains_key(p))
+                .unwrap_or_else(|e| {
+                    errors.extend(e);
+                    ConsentIndex::default()
+                });
+        if !errors.is_empty() {
+            return Err(PolicyErrors(dedupe(errors)));
+        }
+        let mut by_recipient: HashMap<PartnerId, Vec<usize>> = HashMap::new();
+        for (i, agreement) in compiled.iter().enumerate() {
+            let recipients: BTreeSet<&PartnerId> = agreement
+                .grants
+                .iter()
+                .flat_map(|g| &g.recipients)
+                .collect();
+            for r in recipients {
+                by_recipient.entry(r.clone()).or_default().push(i);
+            }
+        }
+        let mut forbid_index: HashMap<PartnerId, Vec<(usize, usize)>> = HashMap::new();
+        for (i, agreement) in compiled.iter().enumerate() {
+            if !agreement.forbids_apply() {
                 continue;
             }
-            compiled.push(agreement);
+            for (f, forbid) in agreement.forbids.iter().enumerate() {
+                for r in &forbid.recipients {
+                    forbid_index.entry(r.clone()).or_default().push((i, f));
+                }
+            }
         }
-        if !errors.is_empty() {
-            return Err(PolicyErrors(errors));
-        }
-        let (partners, by_pin) = partners;
         Ok(PolicySet {
             partners,
             by_pin,
             agreements: compiled,
+            by_recipient,
+            forbid_index,
+            cohorts,
+            categories,
+            consents: Arc::new(consents),
+            version: PolicyVersion::of(sources),
         })
-    }
-}
-
-type PartnerIndex = (BTreeMap<PartnerId, Partner>, HashMap<SpkiPin, PartnerId>);
-
-fn compile_partners(source: &SourceFile, errors: &mut Vec<PolicyError>) -> PartnerIndex {
-    let mut partners = BTreeMap::new();
-    let mut by_pin: HashMap<SpkiPin, PartnerId> = HashMap::new();
-    let file: PartnersFile = match source.parse_toml() {
-        Ok(file) => file,
-        Err(e) => {
-            errors.push(e);
-            return (partners, by_pin);
-        }
-    };
-    for entry in file.partner {
-        let span = entry.span();
-        let PartnerEntry {
-            id,
-            name,
-            identifiers,
-            status,
-            spki_sha256,
-        } = entry.into_inner();
-        let id_span = id.span();
-        let id = id.into_inner();
-        if partners.contains_key(&id) {
-            errors.push(source.error(Some(id_span), format!("partner `{id}` is declared twice")));
-            continue;
-        }
-        let mut pins = Vec::new();
-        for pin in spki_sha256 {
-            let pin_span = pin.span();
-            let pin = pin.into_inner();
-            if let Some(owner) = by_pin.insert(pin.clone(), id.clone()) {
-                errors.push(source.error(
-                    Some(pin_span),
-                    format!("this pin is already assigned to partner `{owner}`"),
-                ));
-            }
-            pins.push(pin);
-        }
-        if name.trim().is_empty() {
-            errors.push(source.error(Some(span), format!("partner `{id}` has an empty name")));
-        }
-        partners.insert(
-            id.clone(),
-            Partner {
-                id,
-                name,
-                identifiers,
-                status,
-                spki_sha256: pins,
-            },
-        );
-    }
-    (partners, by_pin)
-}
-
-fn compile_agreement(
-    source: &SourceFile,
-    partners: &BTreeMap<PartnerId, Partner>,
-    errors: &mut Vec<PolicyError>,
-) -> Option<Agreement> {
-    let file: AgreementFile = match source.parse_toml() {
-        Ok(file) => file,
-        Err(e) => {
-            errors.push(e);
-            return None;
-        }
-    };
-    let before = errors.len();
-    let mut error = |span, message: String| errors.push(source.error(Some(span), message));
-
-    let version = match u32::try_from(*file.version.get_ref()) {
-        Ok(v) if v >= 1 => v,
-        _ => {
-            error(
-                file.version.span(),
-                "version must be a whole number from 1".to_owned(),
-            );
-            0
-        }
-    };
-
-    let mut parties = BTreeSet::new();
-    for party in file.parties.get_ref() {
-        if !partners.contains_key(party.get_ref()) {
-            error(
-                party.span(),
-                format!("party `{}` is not in partners.toml", party.get_ref()),
-            );
-        }
-        parties.insert(party.get_ref().clone());
-    }
-    if parties.len() < 2 {
-        error(
-            file.parties.span(),
-            "an agreement needs at least two parties".to_owned(),
-        );
-    }
-
-    let effective = to_instant(file.effective.get_ref(), Boundary::Start);
-    let expires = to_instant(file.expires.get_ref(), Boundary::End);
-    let term = match (effective, expires) {
-        (Ok(effective), Ok(expires)) if effective < expires => Some(Term { effective, expires }),
-        (Ok(_), Ok(_)) => {
-            error(
-                file.expires.span(),
-                "`expires` must be after `effective`".to_owned(),
-            );
-            None
-        }
-        (Err(e), _) => {
-            error(file.effective.span(), e);
-            None
-        }
-        (_, Err(e)) => {
-            error(file.expires.span(), e);
-            None
-        }
-    };
-
-    let purposes: BTreeSet<_> = file.purposes.get_ref().iter().cloned().collect();
-    if purposes.is_empty() {
-        error(
-            file.purposes.span(),
-            "list at least one purpose of use".to_owned(),
-        );
-    }
-
-    let mut grants = Vec::new();
-    for entry in file.grant {
-        if grants.iter().any(|g: &Grant| g.id == *entry.id.get_ref()) {
-            error(
-                entry.id.span(),
-                format!("grant `{}` is declared twice", entry.id.get_ref()),
-            );
-        }
-        grants.push(compile_grant(entry, &parties, &mut error));
-    }
-
-    if errors.len() > before {
-        return None;
-    }
-    Some(Agreement {
-        id: file.id,
-        version,
-        title: file.title,
-        document: file.document,
-        status: file.status,
-        parties,
-        term: term?,
-        purposes,
-        grants,
-        source: source.name.clone(),
-    })
-}
-
-fn compile_grant(
-    entry: GrantEntry,
-    parties: &BTreeSet<PartnerId>,
-    error: &mut impl FnMut(std::ops::Range<usize>, String),
-) -> Grant {
-    let mut recipients = BTreeSet::new();
-    for recipient in entry.recipients.get_ref() {
-        if !parties.contains(recipient.get_ref()) {
-            error(
-                recipient.span(),
-                format!(
-                    "recipient `{}` is not a party to this agreement",
-                    recipient.get_ref()
-                ),
-            );
-        }
-        recipients.insert(recipient.get_ref().clone());
-    }
-    if recipients.is_empty() {
-        error(
-            entry.recipients.span(),
-            "a grant needs at least one recipient".to_owned(),
-        );
-    }
-    let resources: BTreeSet<_> = entry.resources.get_ref().iter().copied().collect();
-    if resources.is_empty() {
-        error(
-            entry.resources.span(),
-            "a grant needs at least one resource type".to_owned(),
-        );
-    }
-    let mut interactions = BTreeSet::new();
-    for name in entry.interactions.get_ref() {
-        match InteractionKind::parse(name.get_ref()) {
-            Some(kind) => {
-                interactions.insert(kind);
-            }
-            None => {
-                let known: Vec<_> = InteractionKind::ALL.iter().map(|k| k.as_str()).collect();
-                error(
-                    name.span(),
-                    format!(
-                        "unknown interaction `{}` (one of: {})",
-                        name.get_ref(),
-                        known.join(", ")
-                    ),
-                );
-            }
-        }
-    }
-    if entry.interactions.get_ref().is_empty() {
-        error(
-            entry.interactions.span(),
-            "a grant needs at least one interaction".to_owned(),
-        );
-    }
-    Grant {
-        id: entry.id.into_inner(),
-        recipients,
-        resources,
-        interactions,
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Boundary {
-    Start,
-    End,
-}
-
-/// Converts a TOML date or offset date-time to an instant. A bare date means
-/// the start of that day (UTC) for `effective` and the end of that day for
-/// `expires`, which is how people read "effective 2026-01-01, expires
-/// 2026-12-31". A date-time without an offset is refused: its instant would
-/// depend on where the gateway runs.
-fn to_instant(value: &toml::value::Datetime, boundary: Boundary) -> Result<OffsetDateTime, String> {
-    let date = value
-        .date
-        .ok_or_else(|| "give a date (2026-01-31) or a date-time with offset".to_owned())?;
-    let month = Month::try_from(date.month).map_err(|e| e.to_string())?;
-    let day = Date::from_calendar_date(i32::from(date.year), month, date.day)
-        .map_err(|e| e.to_string())?;
-    match (value.time, value.offset) {
-        (None, _) => {
-            let start = PrimitiveDateTime::new(day, Time::MIDNIGHT).assume_utc();
-            Ok(match boundary {
-                Boundary::Start => start,
-                Boundary::End => start + time::Duration::DAY,
-            })
-        }
-        (Some(_), None) => Err(format!(
-            "`{value}` has no time zone offset; add one (e.g. `Z` for UTC)"
-        )),
-        (Some(t), Some(offset)) => {
-            let time = Time::from_hms_nano(
-                t.hour,
-                t.minute,
-                t.second.unwrap_or(0),
-                t.nanosecond.unwrap_or(0),
-            )
-            .map_err(|e| e.to_string())?;
-            let minutes = match offset {
-                toml::value::Offset::Z => 0,
-                toml::value::Offset::Custom { minutes } => minutes,
-            };
-            let offset = UtcOffset::from_whole_seconds(i32::from(minutes) * 60)
-                .map_err(|e| e.to_string())?;
-            Ok(PrimitiveDateTime::new(day, time).assume_offset(offset))
-        }
     }
 }

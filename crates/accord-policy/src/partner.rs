@@ -11,6 +11,8 @@ pub struct Partner {
     pub name: String,
     /// Organization identifiers as FHIR tokens (`system|value`), e.g. an NPI.
     pub identifiers: Vec<String>,
+    /// Who to call about this partnership (free text).
+    pub contact: Option<String>,
     pub status: PartnerStatus,
     /// Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo of each client
     /// certificate key this partner may present.
@@ -51,6 +53,8 @@ pub(crate) struct PartnerEntry {
     pub name: String,
     #[serde(default)]
     pub identifiers: Vec<String>,
+    #[serde(default)]
+    pub contact: Option<String>,
     pub status: PartnerStatus,
     #[serde(default)]
     pub spki_sha256: Vec<toml::Spanned<SpkiPin>>,

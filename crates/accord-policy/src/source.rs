@@ -23,6 +23,8 @@ pub struct Location {
 pub struct PolicyError {
     pub location: Option<Location>,
     pub message: String,
+    /// What to do about it, in plain words.
+    pub hint: Option<String>,
 }
 
 // === impl SourceFile ===
@@ -60,7 +62,18 @@ impl SourceFile {
                 },
             }),
             message: message.into(),
+            hint: None,
         }
+    }
+
+    /// An error with a hint.
+    pub fn error_hint(
+        &self,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> PolicyError {
+        self.error(span, message).with_hint(hint)
     }
 
     /// Deserializes this file as TOML, locating any error.
@@ -82,6 +95,32 @@ impl SourceFile {
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+// === impl PolicyError ===
+
+impl PolicyError {
+    /// An error about the policy folder itself (a missing file).
+    pub fn unlocated(message: impl Into<String>) -> Self {
+        PolicyError {
+            location: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// `file:line:col: message` and, on the next line, the hint.
+    pub fn to_string_with_hint(&self) -> String {
+        match &self.hint {
+            Some(hint) => format!("{self}\n  hint: {hint}"),
+            None => self.to_string(),
+        }
     }
 }
 

@@ -64,12 +64,12 @@ fn misspelled_keys_are_errors_not_silently_ignored() {
 fn unknown_resource_types_purposes_and_interactions_are_located() {
     let e = errors(&AGREEMENT.replace("[\"Patient\"]", "[\"Patients\"]"));
     assert!(
-        e[0].starts_with("dua.toml:13:13: ") && e[0].contains("`Patients`"),
+        e[0].starts_with("dua.toml:13:14: ") && e[0].contains("`Patients`"),
         "{e:?}"
     );
     let e = errors(&AGREEMENT.replace("[\"TREAT\"]", "[\"TREATMENT\"]"));
     assert!(
-        e[0].starts_with("dua.toml:8:12: ") && e[0].contains("TREATMENT"),
+        e[0].starts_with("dua.toml:8:13: ") && e[0].contains("TREATMENT"),
         "{e:?}"
     );
     let e = errors(&AGREEMENT.replace("[\"read\"]", "[\"read\", \"peek\"]"));
@@ -128,6 +128,7 @@ fn duplicate_pins_across_partners_are_refused() {
 fn load_dir_reads_the_shipped_policies() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
     let set = PolicySet::load_dir(&dir).unwrap();
-    assert_eq!(set.partners().count(), 3);
-    assert_eq!(set.agreements().len(), 3);
+    assert_eq!(set.partners().count(), 8);
+    assert_eq!(set.agreements().len(), 8);
+    assert_eq!(set.consents().len(), 2);
 }

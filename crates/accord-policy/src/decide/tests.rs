@@ -44,6 +44,8 @@ fn ask(
         interaction,
         resource_type: ty.map(|t| ResourceType::parse(t).unwrap()),
         at: datetime!(2026-06-15 12:00 UTC),
+        patient: Some("Patient/example".to_owned()),
+        operation: None,
     })
 }
 
@@ -64,14 +66,25 @@ fn permits_through_the_matching_grant_and_names_it() {
         InteractionKind::Read,
         Some("Condition"),
     );
+    let Decision::Permit(Permit::Grant {
+        agreement,
+        agreement_version,
+        grant,
+        obligations,
+    }) = &decision
+    else {
+        panic!("expected a grant, got {decision:?}");
+    };
     assert_eq!(
-        decision,
-        Decision::Permit(Permit::Grant {
-            agreement: AgreementId::parse("care-coordination-2026").unwrap(),
-            agreement_version: 1,
-            grant: GrantId::parse("clinical-record").unwrap(),
-        })
+        (agreement, *agreement_version, grant),
+        (
+            &AgreementId::parse("care-coordination-2026").unwrap(),
+            1,
+            &GrantId::parse("clinical-record").unwrap()
+        )
     );
+    assert_eq!(obligations.rules[0].rule, "clinical-record");
+    assert!(obligations.policy_version.as_str().starts_with("sha256:"));
     assert_eq!(
         decision.rule(),
         "permit: agreement `care-coordination-2026` v1 grant `clinical-record`"
@@ -175,6 +188,8 @@ fn term_boundaries_are_inclusive_start_exclusive_end() {
             interaction: InteractionKind::Read,
             resource_type: Some(ResourceType::PATIENT),
             at,
+            patient: None,
+            operation: None,
         })
         .is_permit()
     };

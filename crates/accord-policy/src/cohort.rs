@@ -1,0 +1,97 @@
+//! Cohorts: the shared population a grant is limited to.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+
+use crate::ids::{CohortId, PartnerId};
+
+/// A named cohort from policies/cohorts/*.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cohort {
+    pub id: CohortId,
+    pub description: String,
+    pub members: CohortMembers,
+    pub source: String,
+}
+
+/// Who is in a cohort.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CohortMembers {
+    /// Listed patients (`Patient/123`).
+    List(BTreeSet<String>),
+    /// The members of a FHIR Group resource kept beside the cohort file.
+    Group {
+        file: String,
+        patients: BTreeSet<String>,
+    },
+    /// Patients with a referral (ServiceRequest or Task) between these
+    /// parties. Membership lives in the upstream server: the gateway resolves
+    /// it (and caches it) and tells [`crate::PolicySet::check_resource`].
+    Referral { between: BTreeSet<PartnerId> },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CohortFile {
+    #[serde(default)]
+    pub cohort: Vec<CohortEntry>,
+}
+
+/// Cohorts declared inside an agreement file (`[[cohort]]`); the rest of
+/// the file is checked by the agreement schema.
+#[derive(Debug, Deserialize)]
+pub(crate) struct InlineCohorts {
+    #[serde(default)]
+    pub cohort: Vec<CohortEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CohortEntry {
+    pub id: toml::Spanned<CohortId>,
+    pub description: String,
+    pub kind: toml::Spanned<String>,
+    #[serde(default)]
+    pub patients: Vec<String>,
+    #[serde(default)]
+    pub group: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    pub between: Vec<toml::Spanned<PartnerId>>,
+}
+
+// === impl Cohort ===
+
+impl Cohort {
+    /// `Some(in or out)` when membership is known from the policy files;
+    /// `None` for referral cohorts (resolved by the gateway).
+    pub fn contains(&self, patient: &str) -> Option<bool> {
+        match &self.members {
+            CohortMembers::List(p) | CohortMembers::Group { patients: p, .. } => {
+                Some(p.contains(patient))
+            }
+            CohortMembers::Referral { .. } => None,
+        }
+    }
+
+    /// One line for explanations.
+    pub fn describe(&self) -> String {
+        match &self.members {
+            CohortMembers::List(p) => format!("cohort `{}`: {} listed patients", self.id, p.len()),
+            CohortMembers::Group { file, patients } => format!(
+                "cohort `{}`: {} members of the FHIR Group in {file}",
+                self.id,
+                patients.len()
+            ),
+            CohortMembers::Referral { between } => format!(
+                "cohort `{}`: patients with a referral between {}",
+                self.id,
+                between
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}

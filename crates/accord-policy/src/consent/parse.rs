@@ -1,0 +1,366 @@
+//! FHIR R4 Consent JSON → [`Consent`], each problem located.
+
+use std::collections::BTreeSet;
+
+use accord_fhir::Purpose;
+use serde_json::Value;
+
+use super::{Consent, ConsentRule, Provision, parse_fhir_datetime, str_at};
+use crate::ids::PartnerId;
+use crate::sensitivity::Coding;
+use crate::source::{PolicyError, SourceFile};
+use crate::spans::SpannedDoc;
+
+const STATUSES: [&str; 6] = [
+    "draft",
+    "proposed",
+    "active",
+    "rejected",
+    "inactive",
+    "entered-in-error",
+];
+
+/// The top-level elements of R4 Consent.
+const ELEMENTS: [&str; 22] = [
+    "resourceType",
+    "id",
+    "meta",
+    "implicitRules",
+    "language",
+    "text",
+    "contained",
+    "extension",
+    "modifierExtension",
+    "identifier",
+    "status",
+    "scope",
+    "category",
+    "patient",
+    "dateTime",
+    "performer",
+    "organization",
+    "sourceAttachment",
+    "sourceReference",
+    "policy",
+    "policyRule",
+    "verification",
+];
+
+struct Ctx<'a> {
+    source: &'a SourceFile,
+    doc: &'a SpannedDoc,
+    errors: &'a mut Vec<PolicyError>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, pointer: &str, message: String, hint: &str) {
+        self.errors.push(
+            self.source
+                .error_hint(self.doc.value_span(pointer), message, hint),
+        );
+    }
+
+    fn err_key(&mut self, pointer: &str, message: String, hint: &str) {
+        self.errors.push(
+            self.source
+                .error_hint(self.doc.key_span(pointer), message, hint),
+        );
+    }
+}
+
+/// Compiles one Consent; pushes every error found.
+pub(crate) fn compile_consent(
+    source: &SourceFile,
+    doc: &SpannedDoc,
+    partners: &dyn Fn(&PartnerId) -> bool,
+    errors: &mut Vec<PolicyError>,
+) -> Option<Consent> {
+    let before = errors.len();
+    let mut cx = Ctx {
+        source,
+        doc,
+        errors,
+    };
+    let value = &doc.value;
+    let Some(object) = value.as_object() else {
+        cx.err(
+            "",
+            "a Consent must be a JSON object".into(),
+            "see hl7.org/fhir/R4/consent.html",
+        );
+        return None;
+    };
+    if str_at(value, "/resourceType") != Some("Consent") {
+        cx.err(
+            "/resourceType",
+            "`resourceType` must be `Consent`".into(),
+            "files in policies/consents/ hold FHIR R4 Consent resources",
+        );
+    }
+    for key in object.keys() {
+        if !ELEMENTS.contains(&key.as_str()) && key != "provision" {
+            cx.err_key(
+                &format!("/{}", crate::spans::escape(key)),
+                format!("`{key}` is not an element of Consent in FHIR R4"),
+                "remove it or correct its spelling (hl7.org/fhir/R4/consent.html)",
+            );
+        }
+    }
+    let id = match str_at(value, "/id") {
+        Some(id) if accord_fhir::ResourceId::parse(id).is_ok() => id.to_owned(),
+        _ => {
+            cx.err(
+                "/id",
+                "a Consent needs a valid `id`".into(),
+                "e.g. \"id\": \"optout-123\"",
+            );
+            String::new()
+        }
+    };
+    let status = str_at(value, "/status").unwrap_or_default();
+    if !STATUSES.contains(&status) {
+        cx.err(
+            "/status",
+            format!("`status` `{status}` is not a Consent status"),
+            "one of: draft, proposed, active, rejected, inactive, entered-in-error",
+        );
+    }
+    if value.pointer("/scope").is_none() {
+        cx.err(
+            "",
+            "a Consent needs a `scope`".into(),
+            "use patient-privacy for data sharing consent",
+        );
+    }
+    if value.pointer("/category/0").is_none() {
+        cx.err(
+            "",
+            "a Consent needs at least one `category`".into(),
+            "e.g. LOINC 59284-0 (patient consent)",
+        );
+    }
+    let patient = match str_at(value, "/patient/reference") {
+        Some(r)
+            if r.strip_prefix("Patient/")
+                .is_some_and(|id| accord_fhir::ResourceId::parse(id).is_ok()) =>
+        {
+            r.to_owned()
+        }
+        _ => {
+            cx.err(
+                "/patient",
+                "`patient.reference` must be `Patient/<id>`".into(),
+                "consents are indexed by patient",
+            );
+            String::new()
+        }
+    };
+    let date_time = match str_at(value, "/dateTime").map(parse_fhir_datetime) {
+        Some(Some(t)) => Some(t),
+        _ => {
+            cx.err(
+                "/dateTime",
+                "`dateTime` must be a FHIR dateTime (2026-03-01 or 2026-03-01T09:00:00Z)".into(),
+                "the most recent consent wins, so each needs its date",
+            );
+            None
+        }
+    };
+    let root = match value.get("provision") {
+        Some(p) => provision(&mut cx, p, "/provision", partners, 0),
+        None => {
+            cx.err(
+                "",
+                "a Consent needs a `provision`".into(),
+                "say `\"provision\": {\"type\": \"deny\"}` for an opt-out",
+            );
+            None
+        }
+    };
+    if cx.errors.len() > before {
+        return None;
+    }
+    Some(Consent {
+        id: format!("Consent/{id}"),
+        patient,
+        active: status == "active",
+        date_time: date_time?,
+        root: root?,
+        source: source.name.clone(),
+    })
+}
+
+fn provision(
+    cx: &mut Ctx<'_>,
+    value: &Value,
+    pointer: &str,
+    partners: &dyn Fn(&PartnerId) -> bool,
+    depth: usize,
+) -> Option<Provision> {
+    const KEYS: [&str; 12] = [
+        "id",
+        "extension",
+        "modifierExtension",
+        "type",
+        "period",
+        "actor",
+        "action",
+        "securityLabel",
+        "purpose",
+        "class",
+        "code",
+        "provision",
+    ];
+    let before = cx.errors.len();
+    let Some(object) = value.as_object() else {
+        cx.err(
+            pointer,
+            "a provision must be an object".into(),
+            "see Consent.provision in FHIR R4",
+        );
+        return None;
+    };
+    if depth > 16 {
+        cx.err(
+            pointer,
+            "provisions are nested too deeply".into(),
+            "at most 16 levels",
+        );
+        return None;
+    }
+    for key in object.keys() {
+        if !KEYS.contains(&key.as_str()) && key != "dataPeriod" && key != "data" {
+            cx.err_key(
+                &format!("{pointer}/{}", crate::spans::escape(key)),
+                format!("`{key}` is not an element of Consent.provision in FHIR R4"),
+                "remove it or correct its spelling",
+            );
+        }
+    }
+    let kind = match str_at(value, "/type") {
+        Some("permit") => ConsentRule::Permit,
+        Some("deny") => ConsentRule::Deny,
+        Some(other) => {
+            cx.err(
+                &format!("{pointer}/type"),
+                format!("provision type `{other}` is neither `permit` nor `deny`"),
+                "use permit or deny",
+            );
+            ConsentRule::Deny
+        }
+        None if depth == 0 => {
+            cx.err(
+                pointer,
+                "the root provision needs a `type`".into(),
+                "permit (opt-in) or deny (opt-out)",
+            );
+            ConsentRule::Deny
+        }
+        None => ConsentRule::Permit,
+    };
+    let mut period = None;
+    if let Some(p) = value.get("period") {
+        let mut bound = |key: &str| match str_at(p, &format!("/{key}")) {
+            None => None,
+            Some(text) => {
+                let parsed = parse_fhir_datetime(text);
+                if parsed.is_none() {
+                    cx.err(
+                        &format!("{pointer}/period/{key}"),
+                        format!("`{text}` is not a FHIR dateTime"),
+                        "e.g. 2026-03-01 or 2026-03-01T09:00:00Z",
+                    );
+                }
+                parsed
+            }
+        };
+        period = Some((bound("start"), bound("end")));
+    }
+    let mut actors = BTreeSet::new();
+    for (i, actor) in value
+        .get("actor")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = format!("{pointer}/actor/{i}/reference/reference");
+        match str_at(actor, "/reference/reference").and_then(|r| r.strip_prefix("Organization/")) {
+            Some(id) => match PartnerId::parse(id) {
+                Ok(p) if partners(&p) => {
+                    actors.insert(p);
+                }
+                _ => cx.err(
+                    &at,
+                    format!("actor `Organization/{id}` is not a partner in partners.toml"),
+                    "actors are `Organization/<partner id>`",
+                ),
+            },
+            None => cx.err(
+                &at,
+                "an actor must reference `Organization/<partner id>`".into(),
+                "e.g. {\"reference\": {\"reference\": \"Organization/maple-primary\"}}",
+            ),
+        }
+    }
+    let mut purposes = BTreeSet::new();
+    for (i, purpose) in value
+        .get("purpose")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        match str_at(purpose, "/code").map(Purpose::parse) {
+            Some(Ok(p)) => {
+                purposes.insert(p);
+            }
+            _ => cx.err(&format!("{pointer}/purpose/{i}"), "a purpose must be an HL7 v3 PurposeOfUse Coding".into(), "e.g. {\"system\": \"http://terminology.hl7.org/CodeSystem/v3-ActReason\", \"code\": \"TREAT\"}"),
+        }
+    }
+    let mut labels = BTreeSet::new();
+    for (i, label) in value
+        .get("securityLabel")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        match (str_at(label, "/system"), str_at(label, "/code")) {
+            (Some(s), Some(c)) => {
+                labels.insert(Coding::new(s, c));
+            }
+            _ => cx.err(
+                &format!("{pointer}/securityLabel/{i}"),
+                "a security label needs `system` and `code`".into(),
+                "e.g. v3-ActCode ETH for substance-use data",
+            ),
+        }
+    }
+    let mut provisions = Vec::new();
+    for (i, child) in value
+        .get("provision")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if let Some(p) = provision(
+            cx,
+            child,
+            &format!("{pointer}/provision/{i}"),
+            partners,
+            depth + 1,
+        ) {
+            provisions.push(p);
+        }
+    }
+    (cx.errors.len() == before).then_some(Provision {
+        kind,
+        period,
+        actors,
+        purposes,
+        labels,
+        provisions,
+    })
+}

@@ -1,0 +1,161 @@
+//! Sensitivity categories: value sets (code system + codes or code ranges)
+//! and HL7 security labels that mark data as sensitive (42 CFR Part 2,
+//! mental health, HIV/STI, ...). A curated default set ships in
+//! policies/sensitivity/default.toml (embedded, sources cited there).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::ids::CategoryId;
+
+/// A coded value, `system|code`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Coding {
+    pub system: String,
+    pub code: String,
+}
+
+/// One sensitivity category.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Category {
+    pub id: CategoryId,
+    pub name: String,
+    /// Where the definition comes from (regulation, code system, value set).
+    pub sources: Vec<String>,
+    /// Released only when the patient's consent covers the recipient and
+    /// purpose (42 CFR Part 2), not merely when a grant names it.
+    pub requires_consent: bool,
+    pub security_labels: BTreeSet<Coding>,
+    pub codes: Vec<CodeSet>,
+    pub source: String,
+}
+
+/// Codes of one system: listed codes and inclusive ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeSet {
+    pub system: String,
+    pub codes: BTreeSet<String>,
+    /// Inclusive; a range `F10`–`F19` also covers `F19.20` (descendants).
+    pub ranges: Vec<(String, String)>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SensitivityFile {
+    #[serde(default)]
+    pub category: Vec<CategoryEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CategoryEntry {
+    pub id: toml::Spanned<CategoryId>,
+    pub name: String,
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub requires_consent: bool,
+    #[serde(default)]
+    pub security_labels: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    pub codes: Vec<CodeSetEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CodeSetEntry {
+    pub system: String,
+    #[serde(default)]
+    pub codes: Vec<String>,
+    #[serde(default)]
+    pub ranges: Vec<toml::Spanned<Vec<String>>>,
+}
+
+/// The shipped default categories.
+pub const DEFAULT_SENSITIVITY: &str = include_str!("../../../policies/sensitivity/default.toml");
+
+// === impl Coding ===
+
+impl Coding {
+    /// Parses `system|code`.
+    pub fn parse(token: &str) -> Option<Coding> {
+        let (system, code) = token.split_once('|')?;
+        (!system.is_empty() && !code.is_empty()).then(|| Coding {
+            system: system.to_owned(),
+            code: code.to_owned(),
+        })
+    }
+
+    pub fn new(system: &str, code: &str) -> Coding {
+        Coding {
+            system: system.to_owned(),
+            code: code.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for Coding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}|{}", self.system, self.code)
+    }
+}
+
+// === impl Category ===
+
+impl Category {
+    /// Whether data carrying these codes and labels falls in this category.
+    pub fn matches(&self, codes: &[Coding], labels: &[Coding]) -> bool {
+        labels.iter().any(|l| self.security_labels.contains(l))
+            || codes
+                .iter()
+                .any(|c| self.codes.iter().any(|set| set.contains(c)))
+    }
+}
+
+// === impl CodeSet ===
+
+impl CodeSet {
+    pub fn contains(&self, coding: &Coding) -> bool {
+        if coding.system != self.system {
+            return false;
+        }
+        if self.codes.contains(&coding.code) {
+            return true;
+        }
+        let code = normalise(&coding.code);
+        self.ranges.iter().any(|(lo, hi)| {
+            let (lo, hi) = (normalise(lo), normalise(hi));
+            lo <= code && (code <= hi || code.starts_with(&hi))
+        })
+    }
+}
+
+/// ICD-style codes compare without the dot and case-insensitively.
+fn normalise(code: &str) -> String {
+    code.chars()
+        .filter(|c| *c != '.')
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_their_descendants_only() {
+        let set = CodeSet {
+            system: "icd".into(),
+            codes: BTreeSet::new(),
+            ranges: vec![("F10".into(), "F19".into())],
+        };
+        let c = |code: &str| Coding::new("icd", code);
+        assert!(set.contains(&c("F10")));
+        assert!(set.contains(&c("F10.20")));
+        assert!(set.contains(&c("F19.99")));
+        assert!(!set.contains(&c("F20")));
+        assert!(!set.contains(&c("F09")));
+        assert!(!set.contains(&Coding::new("snomed", "F10")));
+    }
+}
