@@ -52,6 +52,7 @@ id = "clinical"
 recipients = ["maple-primary", "st-brigid"]
 resources = ["Patient", "Observation", "Condition", "Encounter"]
 interactions = ["read", "vread", "search"]
+redact = ["Patient.address", "Patient.telecom"]
 
 [[grant]]
 id = "referrals"
@@ -97,6 +98,21 @@ interactions = ["read", "search"]
 "#,
     ),
 ];
+
+/// The patient whose consent opts out of all sharing.
+pub const OPTED_OUT: &str = "pat-0003";
+
+const OPTED_OUT_CONSENT: &str = r#"{
+  "resourceType": "Consent",
+  "id": "pat-0003-opt-out",
+  "status": "active",
+  "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+  "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+  "patient": {"reference": "Patient/pat-0003"},
+  "dateTime": "2024-01-10T14:30:00Z",
+  "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}]},
+  "provision": {"type": "deny", "period": {"start": "2024-01-10"}}
+}"#;
 
 /// Knobs for one harness.
 #[derive(Debug, Clone)]
@@ -256,5 +272,8 @@ fn write_policies(dir: &Path, pki: &DevPki, options: &Options) -> PolicySet {
     for (name, text) in AGREEMENTS {
         std::fs::write(agreements.join(name), text).expect("agreement");
     }
+    let consents = policies.join("consents");
+    std::fs::create_dir_all(&consents).expect("consents dir");
+    std::fs::write(consents.join("opt-out.json"), OPTED_OUT_CONSENT).expect("consent");
     PolicySet::load_dir(&policies).expect("harness policies are valid")
 }

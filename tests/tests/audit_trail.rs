@@ -127,6 +127,29 @@ async fn a_permit_record_names_partner_purpose_agreement_and_rule() {
         ("care", 3, "clinical")
     );
     assert_eq!(record.rule, "permit: agreement `care` v3 grant `clinical`");
+    assert!(
+        record
+            .policy_hash
+            .as_deref()
+            .is_some_and(|h| h.starts_with("sha256:")),
+        "{:?}",
+        record.policy_hash
+    );
+    assert_eq!(record.partner_name.as_deref(), Some("maple-primary"));
+    let released: Vec<(&str, &str, u32)> = record
+        .patients
+        .iter()
+        .flat_map(|p| {
+            p.resources
+                .iter()
+                .map(move |t| (p.patient.as_str(), t.resource_type.as_str(), t.released))
+        })
+        .collect();
+    assert_eq!(
+        released,
+        [(format!("Patient/{}", h.patient()).as_str(), "Patient", 1)]
+    );
+    assert!(record.bytes > 0);
     assert_eq!(
         record.client_spki.as_deref(),
         Some(h.pki.clients["maple-primary"].spki_sha256_hex.as_str())

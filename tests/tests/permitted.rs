@@ -14,15 +14,21 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn a_permitted_read_returns_the_upstream_resource() {
     let h = Harness::start().await;
-    let patient = h.patient();
+    // An Observation of the patient: no redaction applies to it.
+    let reference = format!("Patient/{}", h.patient());
+    let expected = h
+        .population
+        .of_type("Observation")
+        .find(|o| o["subject"]["reference"] == reference.as_str())
+        .unwrap();
+    let id = expected["id"].as_str().unwrap();
     let response = h
         .client("maple-primary")
-        .get(&h.url(&format!("Patient/{patient}")), "TREAT")
+        .get(&h.url(&format!("Observation/{id}")), "TREAT")
         .await
         .unwrap();
     assert_eq!(response.status, 200, "{}", response.text());
     let body = response.json().unwrap();
-    let expected = h.population.get("Patient", &patient).unwrap();
     assert_eq!(&body, expected, "the resource arrives unchanged");
     assert_eq!(
         response.header("content-type"),

@@ -118,6 +118,7 @@ fn bench(c: &mut Criterion) {
             &partner,
             &purpose,
             time::OffsetDateTime::now_utc(),
+            None,
         );
         let mut report = ReleaseReport::default();
         let released = filter(

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use accord_audit::{
-    AgreementRef, AuditRecord, AuditSink, DecisionKind, RECORD_SCHEMA_VERSION, Receipt,
+    AgreementRef, AuditRecord, AuditSink, DecisionKind, PatientRelease, RECORD_SCHEMA_VERSION,
+    Receipt, TypeCounts,
 };
 use accord_policy::{Decision, Permit};
 use http::StatusCode;
@@ -32,11 +33,25 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
             (DecisionKind::Permit, decision.rule(), agreement)
         }
         Some(decision @ Decision::Deny(_)) => (DecisionKind::Deny, decision.rule(), None),
-        None => (
-            DecisionKind::Refuse,
-            "refused before a decision".to_owned(),
-            None,
-        ),
+        None => {
+            let why = ctx.refusal.as_deref().unwrap_or("no decision was reached");
+            (DecisionKind::Refuse, format!("refuse: {why}"), None)
+        }
+    };
+    let rules = ctx
+        .decision
+        .as_ref()
+        .and_then(Decision::obligations)
+        .map(|o| {
+            o.rules
+                .iter()
+                .map(|r| format!("{:?} `{}` in {}", r.kind, r.rule, r.file).to_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let (path, query) = match ctx.target.split_once('?') {
+        Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+        None => (ctx.target.clone(), None),
     };
     AuditRecord {
         schema: RECORD_SCHEMA_VERSION,
@@ -53,12 +68,42 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
         resource_type: ctx.resource_type.map(|t| t.as_str().to_owned()),
         decision,
         rule,
+        rules,
+        agreements: agreement.iter().cloned().collect(),
         agreement,
+        policy_hash: ctx.policy_version.clone(),
+        partner_name: ctx.partner_name.clone(),
+        path: Some(path),
+        query,
+        patients: released_patients(ctx),
+        bytes: ctx.bytes,
         status: status.as_u16(),
         error_source: ctx.error_source.map(|s| s.as_str().to_owned()),
         latency_us: u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
         ..AuditRecord::default()
     }
+}
+
+/// Per patient, the resources released, withheld and redacted, by type.
+fn released_patients(ctx: &RequestContext) -> Vec<PatientRelease> {
+    ctx.report
+        .by_patient
+        .iter()
+        .filter(|(patient, _)| !patient.is_empty())
+        .map(|(patient, types)| PatientRelease {
+            patient: format!("Patient/{patient}"),
+            sensitivity: Vec::new(),
+            resources: types
+                .iter()
+                .map(|(ty, counts)| TypeCounts {
+                    resource_type: ty.clone(),
+                    released: counts.released,
+                    withheld: counts.withheld,
+                    redacted: counts.redacted,
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Appends durably on a blocking thread (the sink fsyncs).

@@ -29,4 +29,10 @@ pub struct RequestContext {
     pub refusal: Option<String>,
     /// What the filter phase released and withheld.
     pub report: ReleaseReport,
+    /// The partner's legal name, from partners.toml.
+    pub partner_name: Option<String>,
+    /// Content hash of the policy set that decided.
+    pub policy_version: Option<String>,
+    /// Bytes of the body released.
+    pub bytes: u64,
 }

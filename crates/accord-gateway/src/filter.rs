@@ -14,10 +14,12 @@ use crate::scope::Scope;
 
 mod bundle;
 mod capabilities;
+mod redact;
 mod report;
 mod verdict;
 
 pub use bundle::{empty_searchset, filter_bundle};
+pub use redact::redact;
 pub use report::{Counts, ReleaseReport};
 pub use verdict::{Verdict, WithholdReason, verdict};
 
@@ -105,9 +107,13 @@ pub fn filter(
             filter_bundle(&json, scope, rewrite, self_link, report)
         }
         (Checks::Resources(scope), _) => match verdict(&json, scope) {
-            Verdict::Release { patients } => {
-                report.released(&json, &patients);
-                json
+            Verdict::Release { patients, redact } => {
+                report.released(&json, &patients, !redact.is_empty());
+                if redact.is_empty() {
+                    json
+                } else {
+                    self::redact(json, &redact)
+                }
             }
             Verdict::Withhold(reason) => {
                 report.withheld(&json, reason);

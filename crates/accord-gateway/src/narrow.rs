@@ -62,6 +62,11 @@ fn narrow_search(
     // Totals are recomputed from what is released; the upstream's count
     // would include what is withheld.
     request.params.retain(|name, _| base_name(name) != "_total");
+    // The grant's own search constraints (e.g. only laboratory
+    // Observations) are ANDed in; the partner cannot remove them.
+    for (name, value) in scope.constraints(ty) {
+        request.params.push(&name, &value);
+    }
     if !is_patient_data(ty) {
         return Ok(Narrowing::Forward);
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use accord_audit::AuditSink;
-use accord_fhir::{BaseRewrite, FhirRequest, Interaction};
+use accord_fhir::{BaseRewrite, FhirRequest, Interaction, InteractionKind};
 use accord_policy::SpkiPin;
 use bytes::Bytes;
 use http::request::Parts;
@@ -22,7 +22,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::audit;
 use crate::config::Limits;
 use crate::context::RequestContext;
-use crate::decide::{decide, denial};
+use crate::decide::{Refusal, decide, denial};
 use crate::error::GatewayError;
 use crate::filter::{Checks, Releasable, ReleaseReport, empty_searchset, filter, gateway_made};
 use crate::forward::Upstream;
@@ -97,6 +97,9 @@ impl Gateway {
             error_source: None,
             refusal: None,
             report: ReleaseReport::default(),
+            partner_name: None,
+            policy_version: None,
+            bytes: 0,
         };
         let outcome = match self.run(&mut ctx, request).await {
             Ok(released) => Outcome::Release(released),
@@ -107,7 +110,10 @@ impl Gateway {
             }
         };
         let status = match &outcome {
-            Outcome::Release(released) => released.status,
+            Outcome::Release(released) => {
+                ctx.bytes = released.body.len() as u64;
+                released.status
+            }
             Outcome::Refuse(error) => error.status,
         };
         let record = audit::record(&ctx, status, OffsetDateTime::now_utc());
@@ -140,6 +146,8 @@ impl Gateway {
                 error
             })?;
         ctx.partner = Some(partner.clone());
+        ctx.partner_name = policies.partner(&partner).map(|p| p.name.clone());
+        ctx.policy_version = Some(policies.version().as_str().to_owned());
 
         // parse
         let (parts, body) = request.into_parts();
@@ -156,13 +164,18 @@ impl Gateway {
         let decision = decide(&policies, &partner, &purpose, &fhir, now);
         let refused = denial(&decision);
         ctx.decision = Some(decision);
-        if let Some(error) = refused {
-            return Err(error);
+        let self_link = self.self_link(&fhir);
+        match refused {
+            None => {}
+            Some(Refusal::Forbidden(error)) => return Err(error),
+            Some(Refusal::AsIfNoData) => {
+                return self.no_data(&fhir, &ctx.request_id, now, &self_link);
+            }
         }
 
         // narrow
-        let self_link = self.self_link(&fhir);
-        let scope = Scope::new(&policies, &partner, &purpose, now);
+        let obligations = ctx.decision.as_ref().and_then(|d| d.obligations()).cloned();
+        let scope = Scope::new(&policies, &partner, &purpose, now, obligations.as_ref());
         if narrow(&mut fhir, &scope)? == Narrowing::NoMatch {
             let updated = now.format(&Rfc3339).unwrap_or_default();
             return gateway_made(
@@ -195,6 +208,26 @@ impl Gateway {
             &self_link,
             &mut ctx.report,
         )
+    }
+
+    /// The answer for a patient who has no data: an empty searchset for a
+    /// search, "not found" for anything else.
+    fn no_data(
+        &self,
+        request: &FhirRequest,
+        request_id: &str,
+        now: OffsetDateTime,
+        self_link: &str,
+    ) -> Result<Releasable, GatewayError> {
+        if request.interaction.kind() == InteractionKind::Search {
+            let updated = now.format(&Rfc3339).unwrap_or_default();
+            gateway_made(
+                StatusCode::OK,
+                &empty_searchset(request_id, &updated, self_link),
+            )
+        } else {
+            Err(GatewayError::not_found("resource not found"))
+        }
     }
 
     /// The partner's request as a gateway URL: the `self` link of any

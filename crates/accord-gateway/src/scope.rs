@@ -9,7 +9,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use accord_fhir::{InteractionKind, Purpose, ResourceType};
-use accord_policy::{AccessRequest, PartnerId, PolicySet};
+use accord_policy::{
+    AccessRequest, CohortMembers, ConsentQuery, ConsentRule, Obligations, PartnerId, PolicySet,
+    ResourceFacts, ResourceVerdict,
+};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 /// The reach of one permitted request.
@@ -19,6 +23,8 @@ pub struct Scope<'a> {
     partner: &'a PartnerId,
     purpose: &'a Purpose,
     at: OffsetDateTime,
+    /// What the permit obliges (none for capabilities).
+    obligations: Option<&'a Obligations>,
     // A Mutex, not a RefCell: the scope lives across the upstream await,
     // so it must be Sync for the request future to be Send.
     permitted: Mutex<HashMap<(InteractionKind, ResourceType), bool>>,
@@ -32,12 +38,14 @@ impl<'a> Scope<'a> {
         partner: &'a PartnerId,
         purpose: &'a Purpose,
         at: OffsetDateTime,
+        obligations: Option<&'a Obligations>,
     ) -> Self {
         Scope {
             policies,
             partner,
             purpose,
             at,
+            obligations,
             permitted: Mutex::new(HashMap::new()),
         }
     }
@@ -78,18 +86,64 @@ impl<'a> Scope<'a> {
         permitted
     }
 
-    /// Whether searches of `ty` without a patient are allowed.
-    ///
-    /// Agreements cannot grant population searches yet, so none are.
+    /// Whether searches without a patient are allowed: only when the
+    /// permitting grant says so.
     pub fn population_search(&self, _ty: ResourceType) -> bool {
-        false
+        self.obligations.is_some_and(|o| o.population_search)
     }
 
-    /// Whether data of the patient with this id may be released.
-    ///
-    /// Agreements cannot name cohorts or consult consent yet: every patient
-    /// is within reach, and the per-resource checks still apply.
-    pub fn patient_in_reach(&self, _patient_id: &str) -> bool {
-        true
+    /// Search parameters the grant adds to every search of `ty` (e.g.
+    /// `category=laboratory`).
+    pub fn constraints(&self, ty: ResourceType) -> Vec<(String, String)> {
+        self.obligations
+            .map(|o| o.constraints_for(ty).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether data of the patient with this id may be asked for: inside a
+    /// listed or Group cohort, and not opted out by consent. (Referral
+    /// cohorts are not resolved by the gateway yet; see `release`.)
+    pub fn patient_in_reach(&self, patient_id: &str) -> bool {
+        let Some(obligations) = self.obligations else {
+            return true;
+        };
+        let reference = format!("Patient/{patient_id}");
+        let cohort = obligations
+            .cohort
+            .as_ref()
+            .and_then(|c| self.policies.cohort(c));
+        if cohort.and_then(|c| c.contains(&reference)) == Some(false) {
+            return false;
+        }
+        let query = ConsentQuery {
+            partner: self.partner,
+            purpose: self.purpose,
+            at: self.at,
+        };
+        self.policies.consents().general(&reference, &query).rule != ConsentRule::Deny
+    }
+
+    /// The policy's verdict on one resource of patient data belonging to
+    /// `patients` (ids): cohort, consent, sensitive categories, redactions.
+    pub fn release(&self, resource: &Value, patients: &[String]) -> ResourceVerdict {
+        let Some(obligations) = self.obligations else {
+            return ResourceVerdict::Release;
+        };
+        let mut facts = ResourceFacts::from_json(resource);
+        // The compartment table finds patients on every path R4 defines,
+        // more than the policy's own reader looks at.
+        facts.patients = patients.iter().map(|p| format!("Patient/{p}")).collect();
+        let referral_cohort = obligations
+            .cohort
+            .as_ref()
+            .and_then(|c| self.policies.cohort(c))
+            .is_some_and(|c| matches!(c.members, CohortMembers::Referral { .. }));
+        if referral_cohort {
+            // GAP: the gateway does not resolve referral cohorts yet; the
+            // rest of the checks (consent, sensitivity, redaction) still run.
+            facts.in_referral_cohort = Some(true);
+        }
+        self.policies
+            .check_resource(obligations, &facts, self.policies.consents(), self.at)
     }
 }

@@ -59,6 +59,7 @@ impl Fixture {
             &self.partner,
             &self.purpose,
             time::OffsetDateTime::now_utc(),
+            None,
         )
     }
 }

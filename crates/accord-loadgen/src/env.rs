@@ -79,7 +79,11 @@ impl Env {
     /// Starts the upstream on `upstream_rt` and both proxies on `server_rt`.
     /// `work_dir` holds the audit log (give it a real disk so fsync costs
     /// what it costs).
-    pub fn start(upstream_rt: &Runtime, server_rt: &Runtime, work_dir: &Path) -> anyhow::Result<Env> {
+    pub fn start(
+        upstream_rt: &Runtime,
+        server_rt: &Runtime,
+        work_dir: &Path,
+    ) -> anyhow::Result<Env> {
         let dir = tempfile::Builder::new()
             .prefix("accord-loadgen-")
             .tempdir_in(work_dir)?;
@@ -196,7 +200,10 @@ fn pad_observations(resources: &mut Vec<Value>, patient: &str, want: usize) -> a
         let mut copy = template.clone();
         if let Some(object) = copy.as_object_mut() {
             object.insert("id".into(), Value::from(format!("bench-obs-{n:04}")));
-            object.insert("subject".into(), serde_json::json!({ "reference": subject }));
+            object.insert(
+                "subject".into(),
+                serde_json::json!({ "reference": subject }),
+            );
         }
         resources.push(copy);
     }

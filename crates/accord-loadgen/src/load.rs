@@ -150,15 +150,16 @@ impl Plan {
         let patient = &env.patient_id;
         let body = Bytes::from(env.task_body.clone());
         let make = |base: &str, target: Target| -> anyhow::Result<[Prepared; 4]> {
-            let get = |path: String, denied_client: bool, expect: u16| -> anyhow::Result<Prepared> {
-                Ok(Prepared {
-                    method: Method::GET,
-                    uri: format!("{base}/{path}").parse()?,
-                    denied_client,
-                    body: Bytes::new(),
-                    expect,
-                })
-            };
+            let get =
+                |path: String, denied_client: bool, expect: u16| -> anyhow::Result<Prepared> {
+                    Ok(Prepared {
+                        method: Method::GET,
+                        uri: format!("{base}/{path}").parse()?,
+                        denied_client,
+                        body: Bytes::new(),
+                        expect,
+                    })
+                };
             Ok([
                 get(format!("Patient/{patient}"), false, 200)?,
                 get(
@@ -238,11 +239,7 @@ impl Plan {
     }
 
     /// The status and body size of one request, for the report.
-    pub async fn probe(
-        &self,
-        target: Target,
-        scenario: Scenario,
-    ) -> anyhow::Result<(u16, usize)> {
+    pub async fn probe(&self, target: Target, scenario: Scenario) -> anyhow::Result<(u16, usize)> {
         let prepared = self
             .prepared(target, scenario, 0)
             .context("no such request")?;
@@ -336,7 +333,9 @@ impl Tally {
     }
 
     fn record(&mut self, outcome: Outcome, latency: Duration) {
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.histogram.saturating_record(us);
         match outcome {
             Outcome::Expected => {}

@@ -76,16 +76,9 @@ fn runtime(name: &str, threads: usize) -> anyhow::Result<Runtime> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let duration = Duration::from_secs_f64(args.duration.unwrap_or(if args.quick {
-        1.5
-    } else {
-        6.0
-    }));
-    let warmup = Duration::from_secs_f64(args.warmup.unwrap_or(if args.quick {
-        0.3
-    } else {
-        1.0
-    }));
+    let duration =
+        Duration::from_secs_f64(args.duration.unwrap_or(if args.quick { 1.5 } else { 6.0 }));
+    let warmup = Duration::from_secs_f64(args.warmup.unwrap_or(if args.quick { 0.3 } else { 1.0 }));
     let rates = args.rates.clone().unwrap_or_else(|| {
         if args.quick {
             vec![500.0]

@@ -25,11 +25,8 @@ pub struct CpuSnapshot {
 
 impl CpuSnapshot {
     pub fn take() -> CpuSnapshot {
-        let threads = procfs::threads_cpu_us(&[
-            CLIENT_THREADS[0],
-            CLIENT_THREADS[1],
-            UPSTREAM_THREADS,
-        ]);
+        let threads =
+            procfs::threads_cpu_us(&[CLIENT_THREADS[0], CLIENT_THREADS[1], UPSTREAM_THREADS]);
         let at = |i: usize| threads.get(i).copied().unwrap_or(0);
         CpuSnapshot {
             process: procfs::process_cpu_us(),
@@ -203,8 +200,7 @@ impl RunReport {
         if let Some(d) = &direct {
             for f in [plain.as_mut(), accord.as_mut()].into_iter().flatten() {
                 f.added_latency_ms = f.latency_ms.minus(&d.latency_ms);
-                f.cpu_ratio_vs_direct =
-                    Some(ratio(f.cpu_us_per_request, d.cpu_us_per_request));
+                f.cpu_ratio_vs_direct = Some(ratio(f.cpu_us_per_request, d.cpu_us_per_request));
             }
         }
         if let (Some(p), Some(a)) = (&plain, accord.as_mut()) {
@@ -315,7 +311,10 @@ impl Report {
             "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
         );
         for run in &self.runs {
-            for f in [&run.direct, &run.plain_proxy, &run.accord].into_iter().flatten() {
+            for f in [&run.direct, &run.plain_proxy, &run.accord]
+                .into_iter()
+                .flatten()
+            {
                 let _ = writeln!(
                     out,
                     "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} | {:.1} | {} |",

@@ -44,11 +44,17 @@ pub fn filter_bundle(
             continue;
         };
         match verdict(resource, scope) {
-            Verdict::Release { patients } => {
-                report.released(resource, &patients);
+            Verdict::Release { patients, redact } => {
+                report.released(resource, &patients, !redact.is_empty());
                 if mode != Some("include") {
                     matches += 1;
                 }
+                // Only entries that change are rebuilt; the rest are copied.
+                let resource = if redact.is_empty() {
+                    resource.clone()
+                } else {
+                    super::redact(resource.clone(), &redact)
+                };
                 entries.push(released_entry(entry, resource, rewrite));
             }
             Verdict::Withhold(reason) => report.withheld(resource, reason),
@@ -109,7 +115,7 @@ pub fn empty_searchset(id: &str, last_updated: &str, self_link: &str) -> Value {
     })
 }
 
-fn released_entry(entry: &Value, resource: &Value, rewrite: &BaseRewrite) -> Value {
+fn released_entry(entry: &Value, resource: Value, rewrite: &BaseRewrite) -> Value {
     let mut out = Map::new();
     if let Some(full_url) = entry.get("fullUrl").and_then(Value::as_str) {
         let url = rewrite
@@ -117,7 +123,7 @@ fn released_entry(entry: &Value, resource: &Value, rewrite: &BaseRewrite) -> Val
             .unwrap_or_else(|| full_url.to_owned());
         out.insert("fullUrl".into(), url.into());
     }
-    out.insert("resource".into(), resource.clone());
+    out.insert("resource".into(), resource);
     for key in ["search", "request", "response"] {
         if let Some(value) = entry.get(key) {
             let mut value = value.clone();

@@ -12,6 +12,7 @@ use super::verdict::WithholdReason;
 pub struct Counts {
     pub released: u32,
     pub withheld: u32,
+    pub redacted: u32,
 }
 
 /// Everything the filter phase did, for the audit record.
@@ -22,6 +23,7 @@ pub struct ReleaseReport {
     pub by_patient: BTreeMap<String, BTreeMap<String, Counts>>,
     pub released: u32,
     pub withheld: u32,
+    pub redacted: u32,
     /// Why resources were withheld, with how many each.
     pub withheld_reasons: BTreeMap<String, u32>,
 }
@@ -29,8 +31,9 @@ pub struct ReleaseReport {
 // === impl ReleaseReport ===
 
 impl ReleaseReport {
-    pub fn released(&mut self, resource: &Value, patients: &BTreeSet<String>) {
+    pub fn released(&mut self, resource: &Value, patients: &BTreeSet<String>, redacted: bool) {
         self.released += 1;
+        self.redacted += u32::from(redacted);
         let ty = type_name(resource);
         let owners: Vec<&str> = if patients.is_empty() {
             vec![""]
@@ -45,6 +48,7 @@ impl ReleaseReport {
                 .entry(ty.clone())
                 .or_default();
             counts.released += 1;
+            counts.redacted += u32::from(redacted);
         }
     }
 

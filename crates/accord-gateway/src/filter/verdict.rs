@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use accord_fhir::ResourceType;
 use accord_fhir::compartment::{PatientLinks, is_patient_data, patient_links};
+use accord_policy::ResourceVerdict;
 use serde_json::Value;
 
 use crate::scope::Scope;
@@ -12,8 +13,12 @@ use crate::scope::Scope;
 /// What happens to one resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Released; the patients it belongs to (empty for non-patient data).
-    Release { patients: BTreeSet<String> },
+    /// Released; the patients it belongs to (empty for non-patient data)
+    /// and the element paths to remove first (empty: as is).
+    Release {
+        patients: BTreeSet<String>,
+        redact: Vec<String>,
+    },
     /// Withheld, and why (for the audit record, never for the partner).
     Withhold(WithholdReason),
 }
@@ -31,6 +36,8 @@ pub enum WithholdReason {
     PatientOutOfReach,
     /// A contained resource failed its own check.
     ContainedWithheld,
+    /// The policy withholds it: cohort, consent or a sensitive category.
+    Policy,
 }
 
 /// Checks `resource` (and what it contains) against `scope`.
@@ -52,7 +59,27 @@ pub fn verdict(resource: &Value, scope: &Scope<'_>) -> Verdict {
             }
         }
     }
-    Verdict::Release { patients }
+    if patients.is_empty() {
+        return Verdict::Release {
+            patients,
+            redact: Vec::new(),
+        };
+    }
+    let ids: Vec<String> = patients.iter().cloned().collect();
+    match scope.release(resource, &ids) {
+        ResourceVerdict::Release => Verdict::Release {
+            patients,
+            redact: Vec::new(),
+        },
+        ResourceVerdict::Redact(paths) => Verdict::Release {
+            patients,
+            redact: paths,
+        },
+        ResourceVerdict::Withhold(reason) => {
+            tracing::debug!(?reason, "resource withheld by policy");
+            Verdict::Withhold(WithholdReason::Policy)
+        }
+    }
 }
 
 fn resource_type(resource: &Value) -> Option<ResourceType> {
