@@ -18,11 +18,14 @@ def test_sekmet_really_puts_its_base_everywhere(env, upstream):
     assert all(e["fullUrl"].startswith(env.upstream) for e in bundle["entry"])
 
 
-@pytest.mark.parametrize("relation", ["self", "first", "next", "last"])
+@pytest.mark.parametrize("relation", ["self", "next"])
 def test_paging_links_point_at_the_gateway(env, http, relation):
     s = http("st-brigid", "TREAT")
     bundle = s.get(f"{env.gateway}/Observation", params={"patient": "example", "_count": "3"}, timeout=30).json()
     links = {link["relation"]: link["url"] for link in bundle["link"]}
+    # `first`/`last` are not passed on: servers add them even to empty
+    # results, which a result the gateway answers itself must look like.
+    assert "first" not in links and "last" not in links
     assert links[relation].startswith(env.gateway + "/Observation?")
     page = s.get(links[relation], timeout=30)
     assert page.status_code == 200

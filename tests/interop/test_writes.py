@@ -60,7 +60,7 @@ def test_fhirpy_writes_a_referral_task_and_the_loop_closes(fhirpy, smart, upstre
 
 def test_create_answers_with_a_gateway_location(env, http, upstream):
     s = http("st-brigid", "TREAT")
-    r = s.post(f"{env.gateway}/Task", json=_referral("pat-0002", "Discharge follow-up"),
+    r = s.post(f"{env.gateway}/Task", json=_referral("pat-0001", "Discharge follow-up"),
                headers={"Content-Type": "application/fhir+json"}, timeout=30)
     assert r.status_code == 201, r.text
     location = r.headers["Location"]

@@ -5,22 +5,27 @@
 //! appends through, and the store ([`AuditStore`]): segment files of framed
 //! records written with group commit, an RFC 9162 Merkle tree over every
 //! record, Ed25519-signed checkpoints (C2SP tlog-checkpoint), inclusion and
-//! consistency proofs, verification and log following. (Planned: the
-//! rebuildable sled indexes and the privacy officer's reports.)
+//! consistency proofs, verification and log following, the rebuildable sled
+//! indexes ([`index`]) and the privacy officer's queries and reports
+//! ([`query`], [`report`]).
 //!
 //! It must never acknowledge a record that is not on stable storage: an
 //! `Ok` from [`AuditSink::append`] means the record survived `fsync`. It
 //! does no async I/O (no tokio, no hyper) and never rewrites a record.
 
+pub mod index;
 pub mod merkle;
 pub mod note;
 pub mod proof;
+pub mod query;
 pub mod record;
+pub mod report;
 pub mod segment;
 pub mod store;
 pub mod tail;
 pub mod verify;
 
+pub use index::{Field, Index, IndexError};
 pub use merkle::{Hash, Tree};
 pub use note::{Checkpoint, NoteError, Signer, Verifier};
 pub use proof::{InclusionProof, ProofCheckError};

@@ -120,6 +120,29 @@ pub enum DecisionKind {
     Refuse,
 }
 
+impl DecisionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Permit => "permit",
+            DecisionKind::Deny => "deny",
+            DecisionKind::Refuse => "refuse",
+        }
+    }
+}
+
+impl std::str::FromStr for DecisionKind {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "permit" => Ok(DecisionKind::Permit),
+            "deny" => Ok(DecisionKind::Deny),
+            "refuse" => Ok(DecisionKind::Refuse),
+            _ => Err(()),
+        }
+    }
+}
+
 /// The agreement (and its version) a permit relied on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

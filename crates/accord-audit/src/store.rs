@@ -46,6 +46,9 @@ pub struct StoreOptions {
     /// The checkpoint key; `None` loads `signing.key` from the directory,
     /// creating a new key pair on first use.
     pub signer: Option<Signer>,
+    /// Keep the sled indexes (`<dir>/index`) up to date on a background
+    /// thread, after each durable batch.
+    pub index: bool,
 }
 
 /// The audit store. Cheap to share behind an `Arc`.
@@ -56,6 +59,7 @@ pub struct AuditStore {
     // `None` once closed.
     queue: Mutex<Option<mpsc::Sender<writer::Msg>>>,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
+    indexer: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 /// What the store found when it opened.
@@ -78,6 +82,7 @@ impl Default for StoreOptions {
             checkpoint_interval: Duration::from_secs(1),
             max_batch: 1024,
             signer: None,
+            index: true,
         }
     }
 }
@@ -110,7 +115,15 @@ impl AuditStore {
             torn_tail: recovered.torn.clone(),
             key_created,
         };
+        let (index_tx, indexer) = if options.index {
+            let (tx, handle) = crate::index::indexer::spawn(dir)
+                .map_err(|e| AuditError::io("start audit indexer", e))?;
+            (Some(tx), Some(handle))
+        } else {
+            (None, None)
+        };
         let config = writer::Config {
+            index: index_tx,
             dir: dir.to_path_buf(),
             segment_size: options.segment_size,
             checkpoint_interval: options.checkpoint_interval,
@@ -128,6 +141,7 @@ impl AuditStore {
                 verifier,
                 queue: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(handle)),
+                indexer: Mutex::new(indexer),
             },
             report,
         ))
@@ -158,6 +172,12 @@ impl AuditStore {
         }
         let handle = self.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+        // The writer is gone, so is its sender: the indexer catches up and
+        // stops.
+        let indexer = self.indexer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = indexer {
             let _ = handle.join();
         }
     }

@@ -11,6 +11,8 @@ use accord_audit::{
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 
+mod privacy;
+
 /// Where the audit store is, for every subcommand.
 #[derive(Debug, clap::Args)]
 pub struct DirArg {
@@ -59,6 +61,57 @@ pub enum AuditCommand {
         #[arg(long = "from-checkpoint")]
         from_checkpoint: Vec<PathBuf>,
     },
+    /// Find records by patient, partner, agreement, purpose, decision and
+    /// time, from the indexes.
+    Query {
+        #[command(flatten)]
+        dir: DirArg,
+        #[command(flatten)]
+        args: privacy::QueryArgs,
+    },
+    /// A patient's accounting of disclosures (HIPAA §164.528) and, for
+    /// Part 2 records, the 42 CFR §2.24 list of disclosures.
+    Disclosures {
+        #[command(flatten)]
+        dir: DirArg,
+        /// `Patient/<id>`.
+        #[arg(long)]
+        patient: String,
+        /// From (RFC 3339, a date, or an age: 6y, 30d); default: the whole log.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: privacy::ReportFormat,
+        /// Same as --format csv.
+        #[arg(long, conflicts_with_all = ["format", "json", "html"])]
+        csv: bool,
+        /// Same as --format json.
+        #[arg(long, conflicts_with_all = ["format", "html"])]
+        json: bool,
+        /// Same as --format html (a printable page).
+        #[arg(long, conflicts_with = "format")]
+        html: bool,
+    },
+    /// Export records as FHIR R4 AuditEvent NDJSON (IHE BALP), each
+    /// validated, to standard output.
+    Export {
+        #[command(flatten)]
+        dir: DirArg,
+        #[arg(long, value_enum, default_value = "auditevent")]
+        format: privacy::ExportFormat,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        /// This gateway's name in AuditEvent.source and the gateway agent.
+        #[arg(long, default_value = "accord")]
+        gateway: String,
+    },
+    /// Rebuild the indexes from the log.
+    Reindex {
+        #[command(flatten)]
+        dir: DirArg,
+    },
     /// Print records as they are written (Ctrl-C stops).
     Tail {
         #[command(flatten)]
@@ -84,6 +137,32 @@ pub fn run(command: AuditCommand) -> anyhow::Result<()> {
             from_checkpoint,
         } => run_verify(&dir.dir, key.as_deref(), &from_checkpoint),
         AuditCommand::Tail { dir, after } => tail(&dir.dir, after),
+        AuditCommand::Query { dir, args } => privacy::run_query(&dir.dir, args),
+        AuditCommand::Disclosures {
+            dir,
+            patient,
+            since,
+            format,
+            csv,
+            json,
+            html,
+        } => {
+            let format = match (csv, json, html) {
+                (true, _, _) => privacy::ReportFormat::Csv,
+                (_, true, _) => privacy::ReportFormat::Json,
+                (_, _, true) => privacy::ReportFormat::Html,
+                _ => format,
+            };
+            privacy::run_disclosures(&dir.dir, &patient, since.as_deref(), format)
+        }
+        AuditCommand::Export {
+            dir,
+            format: privacy::ExportFormat::Auditevent,
+            since,
+            until,
+            gateway,
+        } => privacy::run_export(&dir.dir, since.as_deref(), until.as_deref(), &gateway),
+        AuditCommand::Reindex { dir } => privacy::run_reindex(&dir.dir),
     }
 }
 

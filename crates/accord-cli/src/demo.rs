@@ -45,18 +45,81 @@ const PARTNERS: [&str; 8] = [
 const UNLISTED: &str = "unlisted-lab";
 
 const PARTNERS_TOML: &str = include_str!("../../../policies/partners.toml");
-const AGREEMENTS: [(&str, &str); 3] = [
+/// Every shipped example policy file but partners.toml (which the demo
+/// pins to its own certificates): agreements, cohorts, consents,
+/// sensitivity categories, templates and policy tests.
+const EXAMPLE_POLICIES: [(&str, &str); 18] = [
     (
-        "care-coordination.toml",
+        "agreements/care-coordination.toml",
         include_str!("../../../policies/agreements/care-coordination.toml"),
     ),
     (
-        "quality-reporting.toml",
+        "agreements/clinic-network.toml",
+        include_str!("../../../policies/agreements/clinic-network.toml"),
+    ),
+    (
+        "agreements/harbor-referrals.toml",
+        include_str!("../../../policies/agreements/harbor-referrals.toml"),
+    ),
+    (
+        "agreements/payer-quality.toml",
+        include_str!("../../../policies/agreements/payer-quality.toml"),
+    ),
+    (
+        "agreements/pilot-2024.toml",
+        include_str!("../../../policies/agreements/pilot-2024.toml"),
+    ),
+    (
+        "agreements/public-health.toml",
+        include_str!("../../../policies/agreements/public-health.toml"),
+    ),
+    (
+        "agreements/quality-reporting.toml",
         include_str!("../../../policies/agreements/quality-reporting.toml"),
     ),
     (
-        "pilot-2024.toml",
-        include_str!("../../../policies/agreements/pilot-2024.toml"),
+        "cohorts/lakeshore-attributed.group.json",
+        include_str!("../../../policies/cohorts/lakeshore-attributed.group.json"),
+    ),
+    (
+        "cohorts/lakeshore-attributed.toml",
+        include_str!("../../../policies/cohorts/lakeshore-attributed.toml"),
+    ),
+    (
+        "consents/pat-0002-opt-out.json",
+        include_str!("../../../policies/consents/pat-0002-opt-out.json"),
+    ),
+    (
+        "consents/pat-0003-part2-opt-in.json",
+        include_str!("../../../policies/consents/pat-0003-part2-opt-in.json"),
+    ),
+    (
+        "sensitivity/default.toml",
+        include_str!("../../../policies/sensitivity/default.toml"),
+    ),
+    (
+        "templates/clinic-network.toml",
+        include_str!("../../../policies/templates/clinic-network.toml"),
+    ),
+    (
+        "tests/care-coordination.toml",
+        include_str!("../../../policies/tests/care-coordination.toml"),
+    ),
+    (
+        "tests/consent.toml",
+        include_str!("../../../policies/tests/consent.toml"),
+    ),
+    (
+        "tests/lifecycle.toml",
+        include_str!("../../../policies/tests/lifecycle.toml"),
+    ),
+    (
+        "tests/payer-quality.toml",
+        include_str!("../../../policies/tests/payer-quality.toml"),
+    ),
+    (
+        "tests/public-health.toml",
+        include_str!("../../../policies/tests/public-health.toml"),
     ),
 ];
 
@@ -158,11 +221,10 @@ fn prepare_pki(dir: &Path) -> anyhow::Result<DevPki> {
 
 fn prepare_policies(dir: &Path, pki: &DevPki) -> anyhow::Result<()> {
     let policies = dir.join("policies");
-    let agreements = policies.join("agreements");
     if policies.join("partners.toml").exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(&agreements)?;
+    std::fs::create_dir_all(&policies)?;
     let mut partners: toml::Table = toml::from_str(PARTNERS_TOML)?;
     if let Some(toml::Value::Array(entries)) = partners.get_mut("partner") {
         for entry in entries {
@@ -187,8 +249,12 @@ fn prepare_policies(dir: &Path, pki: &DevPki) -> anyhow::Result<()> {
         toml::to_string(&partners)?
     );
     std::fs::write(policies.join("partners.toml"), text)?;
-    for (name, text) in AGREEMENTS {
-        std::fs::write(agreements.join(name), text)?;
+    for (name, text) in EXAMPLE_POLICIES {
+        let path = policies.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, text)?;
     }
     Ok(())
 }
@@ -504,4 +570,38 @@ fn print_try_it(dir: &Path, base: &str, population: &Population) {
     println!();
     println!("  accord audit tail --dir {}", dir.join("audit").display());
     println!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EXAMPLE_POLICIES;
+
+    /// The demo installs every shipped example, so what it shows is what
+    /// policies/ says.
+    #[test]
+    fn every_shipped_policy_file_is_embedded() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+        let mut shipped = Vec::new();
+        let mut pending = vec![root.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let rel = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if rel != "README.md" && rel != "partners.toml" && !rel.starts_with("schema/") {
+                    shipped.push(rel);
+                }
+            }
+        }
+        shipped.sort();
+        let embedded: Vec<&str> = EXAMPLE_POLICIES.iter().map(|(name, _)| *name).collect();
+        assert_eq!(embedded, shipped);
+    }
 }

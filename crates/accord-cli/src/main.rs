@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Audit log tools: verify, prove, keygen, tail.
+    /// Audit log tools: query, disclosures, export, verify, prove, keygen, tail, reindex.
     Audit {
         #[command(subcommand)]
         command: audit_cmd::AuditCommand,

@@ -36,6 +36,10 @@ pub struct Releasable {
 pub enum Checks<'s, 'p> {
     /// Check every resource against the scope.
     Resources(&'s Scope<'p>),
+    /// The upstream's copy of what the partner just wrote: checked like any
+    /// resource, but if withheld the write still happened, so the status
+    /// (and `Location`) is answered without a body.
+    Written(&'s Scope<'p>),
     /// The server's CapabilityStatement: replaced by the gateway's own,
     /// listing what this partner may do.
     Capabilities(&'s Scope<'p>),
@@ -96,17 +100,17 @@ pub fn filter(
         (Checks::Capabilities(_), _) => return Err(GatewayError::upstream_invalid()),
         // An informational outcome on success may describe upstream
         // internals: the status says enough.
-        (Checks::Resources(_), "OperationOutcome") => {
+        (Checks::Resources(_) | Checks::Written(_), "OperationOutcome") => {
             return Ok(Releasable {
                 status: upstream.status,
                 headers,
                 body: Bytes::new(),
             });
         }
-        (Checks::Resources(scope), "Bundle") => {
+        (Checks::Resources(scope) | Checks::Written(scope), "Bundle") => {
             filter_bundle(&json, scope, rewrite, self_link, report)
         }
-        (Checks::Resources(scope), _) => match verdict(&json, scope) {
+        (Checks::Resources(scope) | Checks::Written(scope), _) => match verdict(&json, scope) {
             Verdict::Release { patients, redact } => {
                 report.released(&json, &patients, !redact.is_empty());
                 if redact.is_empty() {
@@ -117,6 +121,13 @@ pub fn filter(
             }
             Verdict::Withhold(reason) => {
                 report.withheld(&json, reason);
+                if matches!(checks, Checks::Written(_)) {
+                    return Ok(Releasable {
+                        status: upstream.status,
+                        headers,
+                        body: Bytes::new(),
+                    });
+                }
                 // The same answer as for a resource that does not exist.
                 return Err(GatewayError::not_found("resource not found"));
             }

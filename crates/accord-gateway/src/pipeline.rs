@@ -199,6 +199,7 @@ impl Gateway {
         // filter
         let checks = match fhir.interaction {
             Interaction::Capabilities => Checks::Capabilities(&scope),
+            Interaction::Create { .. } | Interaction::Update { .. } => Checks::Written(&scope),
             _ => Checks::Resources(&scope),
         };
         filter(

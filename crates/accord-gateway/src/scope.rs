@@ -104,6 +104,25 @@ impl<'a> Scope<'a> {
     /// listed or Group cohort, and not opted out by consent. (Referral
     /// cohorts are not resolved by the gateway yet; see `release`.)
     pub fn patient_in_reach(&self, patient_id: &str) -> bool {
+        if self.obligations.is_none() {
+            return true;
+        }
+        if !self.patient_in_cohort(patient_id) {
+            return false;
+        }
+        let reference = format!("Patient/{patient_id}");
+        let query = ConsentQuery {
+            partner: self.partner,
+            purpose: self.purpose,
+            at: self.at,
+        };
+        self.policies.consents().general(&reference, &query).rule != ConsentRule::Deny
+    }
+
+    /// Whether the patient is inside the grant's listed or Group cohort
+    /// (writes need this; consent governs disclosure, not a referral sent
+    /// about the patient).
+    pub fn patient_in_cohort(&self, patient_id: &str) -> bool {
         let Some(obligations) = self.obligations else {
             return true;
         };
@@ -112,15 +131,7 @@ impl<'a> Scope<'a> {
             .cohort
             .as_ref()
             .and_then(|c| self.policies.cohort(c));
-        if cohort.and_then(|c| c.contains(&reference)) == Some(false) {
-            return false;
-        }
-        let query = ConsentQuery {
-            partner: self.partner,
-            purpose: self.purpose,
-            at: self.at,
-        };
-        self.policies.consents().general(&reference, &query).rule != ConsentRule::Deny
+        cohort.and_then(|c| c.contains(&reference)) != Some(false)
     }
 
     /// The policy's verdict on one resource of patient data belonging to

@@ -70,7 +70,7 @@ pub fn prepare_write(
             )));
         }
         PatientLinks::Patients(patients) => {
-            if let Some(outside) = patients.iter().find(|p| !scope.patient_in_reach(p)) {
+            if let Some(outside) = patients.iter().find(|p| !scope.patient_in_cohort(p)) {
                 return Err(GatewayError::forbidden(format!(
                     "patient `{outside}` is outside your agreement"
                 )));

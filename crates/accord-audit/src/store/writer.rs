@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::AuditError;
+use crate::index::Located;
 use crate::merkle::{Tree, leaf_hash};
 use crate::note::{Checkpoint, Signer};
 use crate::record::AuditRecord;
@@ -27,6 +28,8 @@ pub(crate) struct Append {
 }
 
 pub(crate) struct Config {
+    /// Where durable batches go to be indexed (never waited on).
+    pub index: Option<crate::index::indexer::Sender>,
     pub dir: PathBuf,
     pub segment_size: u64,
     pub checkpoint_interval: Duration,
@@ -107,6 +110,7 @@ impl Writer {
             buffer.extend_from_slice(&header(self.active.first_seq));
         }
         let mut leaves = Vec::with_capacity(batch.len());
+        let mut located = Vec::with_capacity(batch.len());
         let mut encoded = Ok(());
         for (i, append) in batch.iter().enumerate() {
             let mut record = append.record.clone();
@@ -114,7 +118,15 @@ impl Writer {
             match serde_json::to_vec(&record) {
                 Ok(payload) => {
                     leaves.push(leaf_hash(&payload));
+                    let offset = self.len + buffer.len() as u64;
                     encode_frame(&payload, &mut buffer);
+                    if self.config.index.is_some() {
+                        located.push(Located {
+                            record,
+                            segment: self.active.first_seq,
+                            offset,
+                        });
+                    }
                 }
                 Err(e) => encoded = Err(io::Error::other(e)),
             }
@@ -131,6 +143,10 @@ impl Writer {
                 }
                 for (i, append) in batch.into_iter().enumerate() {
                     let _ = append.reply.send(Ok(first_seq + i as u64));
+                }
+                if let Some(index) = &self.config.index {
+                    // Best effort: a full queue is caught up from the log.
+                    let _ = index.try_send(located);
                 }
                 if self.len >= self.config.segment_size {
                     self.seal();

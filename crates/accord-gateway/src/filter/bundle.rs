@@ -10,8 +10,10 @@ use super::verdict::{Verdict, verdict};
 use crate::scope::Scope;
 
 /// Link relations passed on (rewritten to the gateway); `self` is replaced
-/// by the partner's own request.
-const PAGING_RELATIONS: &[&str] = &["first", "previous", "prev", "next", "last"];
+/// by the partner's own request. `first` and `last` are not: servers add
+/// them even to empty results, and a result the gateway answers itself
+/// (a patient out of reach) must look exactly like an empty one.
+const PAGING_RELATIONS: &[&str] = &["previous", "prev", "next"];
 
 /// Filters `bundle` and returns the envelope the partner sees.
 pub fn filter_bundle(

@@ -8,14 +8,19 @@ use serde_json::{Value, json};
 const OBSERVATION_VALUE: &str = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue";
 
 /// Removes each `Type.path.to.element` (through arrays; `value[x]` removes
-/// every `value*` choice), the narrative `text`, and adds the `REDACTED`
-/// security label.
+/// every `value*` choice); if anything was removed, also the narrative
+/// `text` and adds the `REDACTED` security label. A resource without the
+/// elements is released as it is.
 pub fn redact(mut resource: Value, paths: &[String]) -> Value {
+    let before = resource.clone();
     for path in paths {
         let mut segments = path.split('.');
         let _type = segments.next();
         let segments: Vec<&str> = segments.collect();
         remove(&mut resource, &segments);
+    }
+    if resource == before {
+        return resource;
     }
     if let Some(fields) = resource.as_object_mut() {
         fields.remove("text");
@@ -113,6 +118,12 @@ mod tests {
             parsed.is_ok(),
             "a redacted resource stays valid R4: {parsed:?}"
         );
+    }
+
+    #[test]
+    fn a_resource_without_the_elements_is_left_as_it_is() {
+        let patient = json!({"resourceType": "Patient", "id": "p", "text": {"status": "generated", "div": "<div>x</div>"}});
+        assert_eq!(redact(patient.clone(), &["Patient.photo".into()]), patient);
     }
 
     #[test]

@@ -1,0 +1,367 @@
+//! Rebuildable indexes over the log, in an embedded key-value store (sled,
+//! behind [`IndexBackend`]): by patient, partner, agreement, purpose,
+//! decision and time, each pointing at record sequence numbers, plus where
+//! each record sits in its segment.
+//!
+//! ```text
+//! <dir>/index/        the key-value store (delete it at will: `accord audit reindex`)
+//! <dir>/index.key     the deployment's patient-key secret (0600)
+//! ```
+//!
+//! Patient keys are HMAC-SHA-256 of the patient reference under a
+//! per-deployment secret, so the index holds no raw identifier. The log stays
+//! authoritative: the store indexes after the durable append, on its own
+//! thread, and a failure there is logged, never returned to an appender;
+//! whatever was missed is caught up from the log on the next batch or open.
+
+use std::fs;
+use std::io::{self, Read as _, Seek as _, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::record::AuditRecord;
+use crate::segment::{self, SEGMENTS_DIR, segment_name};
+
+pub mod backend;
+pub(crate) mod indexer;
+pub mod keys;
+mod patient_key;
+
+pub use backend::{IndexBackend, SledBackend};
+pub use indexer::STALE_REQUEST;
+pub use patient_key::PatientKey;
+
+pub const INDEX_DIR: &str = "index";
+pub const INDEX_KEY_FILE: &str = "index.key";
+/// A tool asking the running store to let go of the index for a while.
+pub const INDEX_REQUEST_FILE: &str = "index.request";
+
+/// Records indexed per backend batch when catching up.
+const CATCH_UP_BATCH: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("index store: {0}")]
+    Backend(String),
+    #[error("the index is in use by another process (a running gateway?)")]
+    Busy,
+    #[error("{action}: {source}")]
+    Io {
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("audit log: {0}")]
+    Log(String),
+    #[error("index key file: {0}")]
+    Key(String),
+}
+
+pub(crate) fn io_err(action: &'static str) -> impl FnOnce(io::Error) -> IndexError {
+    move |source| IndexError::Io { action, source }
+}
+
+/// One record with where it was written.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub record: AuditRecord,
+    /// First sequence number of the segment holding it.
+    pub segment: u64,
+    /// Byte offset of its frame in that segment.
+    pub offset: u64,
+}
+
+/// The indexes of one audit directory.
+#[derive(Debug)]
+pub struct Index {
+    dir: PathBuf,
+    backend: Box<dyn IndexBackend>,
+    key: PatientKey,
+}
+
+/// A field an index is kept for (exact match).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Patient,
+    Partner,
+    Agreement,
+    Purpose,
+    Decision,
+}
+
+impl Index {
+    /// Opens (creating) the sled index of audit directory `dir`.
+    pub fn open(dir: &Path) -> Result<Self, IndexError> {
+        let key = PatientKey::load_or_create(dir)?;
+        let backend = SledBackend::open(&dir.join(INDEX_DIR))?;
+        Ok(Index::with_backend(dir, Box::new(backend), key))
+    }
+
+    pub fn with_backend(dir: &Path, backend: Box<dyn IndexBackend>, key: PatientKey) -> Self {
+        Index {
+            dir: dir.to_path_buf(),
+            backend,
+            key,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The next sequence number this index expects (1 when empty).
+    pub fn next_seq(&self) -> Result<u64, IndexError> {
+        Ok(self
+            .backend
+            .get(keys::META_NEXT)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map_or(1, u64::from_be_bytes))
+    }
+
+    /// Adds records (in order, already durable). Records below
+    /// [`next_seq`](Self::next_seq) are skipped; a gap is an error (catch
+    /// up from the log first).
+    pub fn add(&self, records: &[Located]) -> Result<(), IndexError> {
+        let start = self.next_seq()?;
+        let mut next = start;
+        let mut entries = Vec::with_capacity(records.len() * 8);
+        for located in records.iter().filter(|l| l.record.seq >= start) {
+            if located.record.seq != next {
+                return Err(IndexError::Log(format!(
+                    "record {} arrived before record {next}",
+                    located.record.seq
+                )));
+            }
+            self.entries(located, &mut entries);
+            next += 1;
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        entries.push((keys::META_NEXT.to_vec(), next.to_be_bytes().to_vec()));
+        self.backend.write_batch(entries)
+    }
+
+    fn entries(&self, located: &Located, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+        let record = &located.record;
+        let seq = record.seq;
+        let mut put = |key: Vec<u8>| out.push((keys::with_seq(key, seq), Vec::new()));
+        let mut patients: Vec<&str> = record.patients.iter().map(|p| p.patient.as_str()).collect();
+        patients.sort_unstable();
+        patients.dedup();
+        for patient in patients {
+            put(keys::bytes_prefix(keys::PATIENT, &self.key.tag(patient)));
+        }
+        if let Some(partner) = &record.partner {
+            put(keys::text_prefix(keys::PARTNER, partner));
+        }
+        let mut agreements: Vec<&str> = record.agreement_ids().collect();
+        agreements.sort_unstable();
+        agreements.dedup();
+        for agreement in agreements {
+            put(keys::text_prefix(keys::AGREEMENT, agreement));
+        }
+        if let Some(purpose) = &record.purpose {
+            put(keys::text_prefix(keys::PURPOSE, purpose));
+        }
+        put(vec![keys::DECISION, keys::decision_byte(record.decision)]);
+        out.push((
+            keys::time_key(record.time.unix_timestamp(), seq),
+            Vec::new(),
+        ));
+        out.push((
+            keys::location_key(seq),
+            keys::location_value(located.segment, located.offset),
+        ));
+    }
+
+    /// Sequence numbers of records whose `field` equals `value`, ascending.
+    pub fn lookup(&self, field: Field, value: &str) -> Result<Vec<u64>, IndexError> {
+        let prefix = match field {
+            Field::Patient => keys::bytes_prefix(keys::PATIENT, &self.key.tag(value)),
+            Field::Partner => keys::text_prefix(keys::PARTNER, value),
+            Field::Agreement => keys::text_prefix(keys::AGREEMENT, value),
+            Field::Purpose => keys::text_prefix(keys::PURPOSE, value),
+            Field::Decision => match value.parse() {
+                Ok(d) => vec![keys::DECISION, keys::decision_byte(d)],
+                Err(()) => return Ok(Vec::new()),
+            },
+        };
+        let expected = prefix.len() + 8;
+        let end = keys::prefix_end(&prefix);
+        Ok(self
+            .backend
+            .keys(&prefix, end.as_deref())?
+            .iter()
+            .filter(|k| k.len() == expected)
+            .filter_map(|k| keys::seq_of(k))
+            .collect())
+    }
+
+    /// Sequence numbers of records with `since <= time < until` (unix
+    /// seconds), in time order.
+    pub fn in_time(&self, since: Option<i64>, until: Option<i64>) -> Result<Vec<u64>, IndexError> {
+        let start = keys::bytes_prefix(keys::TIME, &keys::time_bytes(since.unwrap_or(i64::MIN)));
+        let end = match until {
+            Some(until) => keys::bytes_prefix(keys::TIME, &keys::time_bytes(until)),
+            None => vec![keys::TIME + 1],
+        };
+        Ok(self
+            .backend
+            .keys(&start, Some(&end))?
+            .iter()
+            .filter_map(|k| keys::seq_of(k))
+            .collect())
+    }
+
+    /// Reads record `seq` from its segment through the location index.
+    pub fn read(&self, seq: u64) -> Result<Option<AuditRecord>, IndexError> {
+        let Some((segment, offset)) = self
+            .backend
+            .get(&keys::location_key(seq))?
+            .and_then(|v| keys::parse_location(&v))
+        else {
+            return Ok(None);
+        };
+        read_at(&self.dir, segment, offset, seq).map(Some)
+    }
+
+    /// Indexes whatever the log holds past [`next_seq`](Self::next_seq);
+    /// returns how many records were added.
+    pub fn catch_up(&self) -> Result<u64, IndexError> {
+        let mut next = self.next_seq()?;
+        let start = next;
+        let segments = segment::list(&self.dir)
+            .map_err(io_err("list segments"))?
+            .map_err(|d| IndexError::Log(d.to_string()))?;
+        let from = segments
+            .iter()
+            .rposition(|s| s.first_seq <= next)
+            .unwrap_or(0);
+        for seg in segments.iter().skip(from) {
+            let bytes = segment::read_file(&seg.path).map_err(io_err("read segment"))?;
+            let scan = segment::scan(seg, &bytes).map_err(|d| IndexError::Log(d.to_string()))?;
+            let mut batch = Vec::with_capacity(CATCH_UP_BATCH);
+            for frame in scan.frames.into_iter().filter(|f| f.seq >= next) {
+                let record: AuditRecord = serde_json::from_slice(&frame.payload)
+                    .map_err(|e| IndexError::Log(format!("record {}: {e}", frame.seq)))?;
+                batch.push(Located {
+                    record,
+                    segment: seg.first_seq,
+                    offset: frame.offset,
+                });
+                if batch.len() == CATCH_UP_BATCH {
+                    self.add(&batch)?;
+                    batch.clear();
+                }
+            }
+            self.add(&batch)?;
+            next = self.next_seq()?;
+        }
+        self.backend.flush()?;
+        Ok(next - start)
+    }
+
+    /// Drops every index entry and rebuilds from the log.
+    pub fn rebuild(&self) -> Result<u64, IndexError> {
+        self.backend.clear()?;
+        self.catch_up()
+    }
+
+    pub fn flush(&self) -> Result<(), IndexError> {
+        self.backend.flush()
+    }
+}
+
+/// An index a tool borrowed from a running store (see [`Index::borrow`]).
+#[derive(Debug)]
+pub struct Borrowed {
+    // Field order matters: the index (and its lock) goes before the request
+    // is withdrawn, so the store finds it free.
+    index: Index,
+    _request: Option<RequestFile>,
+}
+
+#[derive(Debug)]
+struct RequestFile(PathBuf);
+
+impl Drop for RequestFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+impl std::ops::Deref for Borrowed {
+    type Target = Index;
+
+    fn deref(&self) -> &Index {
+        &self.index
+    }
+}
+
+impl Index {
+    /// Opens the index for a tool. If a running store holds it, asks the
+    /// store to let go (`index.request`), waits up to `wait`, and gives it
+    /// back on drop. Then catches up with the log so answers are current.
+    pub fn borrow(dir: &Path, wait: std::time::Duration) -> Result<Borrowed, IndexError> {
+        let mut request = None;
+        let start = std::time::Instant::now();
+        let index = loop {
+            match Index::open(dir) {
+                Ok(index) => break index,
+                Err(IndexError::Busy) if start.elapsed() < wait => {
+                    if request.is_none() {
+                        let path = dir.join(INDEX_REQUEST_FILE);
+                        fs::write(&path, std::process::id().to_string())
+                            .map_err(io_err("ask the gateway for the index"))?;
+                        request = Some(RequestFile(path));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let borrowed = Borrowed {
+            index,
+            _request: request,
+        };
+        borrowed.catch_up()?;
+        Ok(borrowed)
+    }
+}
+
+/// Reads and checks the frame at `offset` of segment `segment`.
+pub fn read_at(dir: &Path, segment: u64, offset: u64, seq: u64) -> Result<AuditRecord, IndexError> {
+    let path = dir.join(SEGMENTS_DIR).join(segment_name(segment));
+    let mut file = fs::File::open(&path).map_err(io_err("open segment"))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(io_err("seek segment"))?;
+    let mut head = [0u8; 8];
+    file.read_exact(&mut head).map_err(io_err("read frame"))?;
+    let [l0, l1, l2, l3, c0, c1, c2, c3] = head;
+    let len = u32::from_le_bytes([l0, l1, l2, l3]);
+    let crc = u32::from_le_bytes([c0, c1, c2, c3]);
+    if len > segment::MAX_RECORD {
+        return Err(IndexError::Log(format!(
+            "{}: offset {offset}: bad frame length",
+            path.display()
+        )));
+    }
+    let mut payload = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    file.read_exact(&mut payload)
+        .map_err(io_err("read frame"))?;
+    if crc32fast::hash(&payload) != crc {
+        return Err(IndexError::Log(format!(
+            "{}: offset {offset}: checksum mismatch (run `accord audit verify`)",
+            path.display()
+        )));
+    }
+    let record: AuditRecord = serde_json::from_slice(&payload)
+        .map_err(|e| IndexError::Log(format!("record {seq}: {e}")))?;
+    if record.seq != seq {
+        return Err(IndexError::Log(format!(
+            "index points record {seq} at record {} (run `accord audit reindex`)",
+            record.seq
+        )));
+    }
+    Ok(record)
+}

@@ -1,0 +1,134 @@
+//! The store's indexing thread. The writer hands it each durable batch with
+//! `try_send` (never waiting); anything it misses — a full queue, an index
+//! it could not open, a tool that borrowed the index — is caught up from the
+//! log later. Failures are logged, never returned to an appender.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{INDEX_REQUEST_FILE, Index, IndexError, Located};
+
+/// Batches queued for the indexer before the writer starts dropping them.
+const QUEUE: usize = 256;
+const TICK: Duration = Duration::from_millis(200);
+const RETRY: Duration = Duration::from_secs(10);
+/// A request file older than this was left by a tool that died.
+pub const STALE_REQUEST: Duration = Duration::from_secs(120);
+
+pub(crate) type Sender = mpsc::SyncSender<Vec<Located>>;
+
+pub(crate) fn spawn(dir: &Path) -> std::io::Result<(Sender, thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
+    let dir = dir.to_path_buf();
+    let handle = thread::Builder::new()
+        .name("accord-audit-index".into())
+        .spawn(move || Indexer::new(dir).run(&rx))?;
+    Ok((tx, handle))
+}
+
+/// Whether a tool asked for the index (and is not long dead).
+pub(crate) fn requested(dir: &Path) -> bool {
+    std::fs::metadata(dir.join(INDEX_REQUEST_FILE))
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| {
+            SystemTime::now()
+                .duration_since(t)
+                .is_ok_and(|age| age < STALE_REQUEST)
+        })
+}
+
+struct Indexer {
+    dir: PathBuf,
+    index: Option<Index>,
+    last_attempt: Option<Instant>,
+    failing: bool,
+}
+
+impl Indexer {
+    fn new(dir: PathBuf) -> Self {
+        Indexer {
+            dir,
+            index: None,
+            last_attempt: None,
+            failing: false,
+        }
+    }
+
+    fn run(mut self, rx: &mpsc::Receiver<Vec<Located>>) {
+        loop {
+            let batch = match rx.recv_timeout(TICK) {
+                Ok(batch) => Some(batch),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            if requested(&self.dir) {
+                if let Some(index) = self.index.take() {
+                    let _ = index.flush();
+                    tracing::info!("audit index lent to a tool; catching up when it is done");
+                }
+                continue;
+            }
+            if self.index.is_none() && !self.open() {
+                continue;
+            }
+            if let Some(batch) = batch {
+                self.add(&batch);
+            }
+        }
+        if let Some(index) = self.index.take()
+            && let Err(e) = index.catch_up()
+        {
+            tracing::warn!(error = %e, "audit index: final catch-up failed");
+        }
+    }
+
+    /// Opens the index and catches up from the log; retried every few
+    /// seconds while it fails.
+    fn open(&mut self) -> bool {
+        if self.last_attempt.is_some_and(|t| t.elapsed() < RETRY) {
+            return false;
+        }
+        self.last_attempt = Some(Instant::now());
+        let opened = Index::open(&self.dir).and_then(|index| {
+            let added = index.catch_up()?;
+            if added > 0 {
+                tracing::info!(records = added, "audit index caught up from the log");
+            }
+            Ok(index)
+        });
+        match opened {
+            Ok(index) => {
+                self.index = Some(index);
+                self.last_attempt = None;
+                self.failing = false;
+                true
+            }
+            Err(e) => {
+                self.fail(&e);
+                false
+            }
+        }
+    }
+
+    fn add(&mut self, batch: &[Located]) {
+        let Some(index) = &self.index else { return };
+        let result = index.add(batch).or_else(|e| match e {
+            // Missed batches: read them from the log.
+            IndexError::Log(_) => index.catch_up().map(|_| ()),
+            e => Err(e),
+        });
+        if let Err(e) = result {
+            self.fail(&e);
+            self.index = None;
+        }
+    }
+
+    fn fail(&mut self, e: &IndexError) {
+        if !self.failing {
+            tracing::warn!(error = %e, "audit index not updated (the log is unaffected; `accord audit reindex` rebuilds it)");
+        }
+        self.failing = true;
+    }
+}

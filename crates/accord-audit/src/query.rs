@@ -1,0 +1,153 @@
+//! The privacy officer's queries: records by patient, partner, agreement,
+//! purpose, decision and time range, answered from the indexes (never by
+//! scanning the log) and read back from their segments.
+
+use time::{Duration, OffsetDateTime};
+
+use crate::index::{Field, Index, IndexError};
+use crate::record::{AuditRecord, DecisionKind};
+
+/// What to look for; every given field must match.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// `Patient/<id>`: records whose `patients` name it.
+    pub patient: Option<String>,
+    pub partner: Option<String>,
+    pub agreement: Option<String>,
+    pub purpose: Option<String>,
+    pub decision: Option<DecisionKind>,
+    /// Inclusive.
+    pub since: Option<OffsetDateTime>,
+    /// Exclusive.
+    pub until: Option<OffsetDateTime>,
+    /// At most this many records (the most recent ones).
+    pub limit: Option<usize>,
+}
+
+/// Why a time could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{0}` is neither an RFC 3339 time (2025-01-31T00:00:00Z), a date (2025-01-31) nor a relative age (90m, 12h, 30d, 4w, 6y)"
+)]
+pub struct BadTime(pub String);
+
+/// Reads an RFC 3339 time, a date (midnight UTC) or an age before `now`:
+/// `90m`, `12h`, `30d`, `4w`, `6y` (calendar years).
+pub fn parse_time(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, BadTime> {
+    let bad = || BadTime(text.to_owned());
+    let text = text.trim();
+    if let Ok(t) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        return Ok(t);
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(date) = time::Date::parse(text, &date_format) {
+        return Ok(date.midnight().assume_utc());
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .filter(|&i| i > 0)
+        .ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number
+        .parse()
+        .ok()
+        .filter(|n| *n <= 1_000_000)
+        .ok_or_else(bad)?;
+    let back = match unit {
+        "m" | "min" => Duration::minutes(n),
+        "h" => Duration::hours(n),
+        "d" => Duration::days(n),
+        "w" => Duration::weeks(n),
+        "y" => {
+            let years = i32::try_from(n).map_err(|_| bad())?;
+            let year = now.year().checked_sub(years).ok_or_else(bad)?;
+            // 29 February falls back to 28 February in a common year.
+            let date = now
+                .date()
+                .replace_year(year)
+                .or_else(|_| {
+                    now.date()
+                        .replace_day(28)
+                        .and_then(|d| d.replace_year(year))
+                })
+                .map_err(|_| bad())?;
+            return Ok(now.replace_date(date));
+        }
+        _ => return Err(bad()),
+    };
+    now.checked_sub(back).ok_or_else(bad)
+}
+
+impl Filter {
+    /// Whether `record` matches every field (the exact check after the
+    /// index lookup).
+    pub fn matches(&self, record: &AuditRecord) -> bool {
+        let eq = |want: &Option<String>, have: Option<&str>| {
+            want.as_deref().is_none_or(|w| Some(w) == have)
+        };
+        self.patient
+            .as_deref()
+            .is_none_or(|p| record.patients.iter().any(|r| r.patient == p))
+            && eq(&self.partner, record.partner.as_deref())
+            && self
+                .agreement
+                .as_deref()
+                .is_none_or(|a| record.agreement_ids().any(|id| id == a))
+            && eq(&self.purpose, record.purpose.as_deref())
+            && self.decision.is_none_or(|d| d == record.decision)
+            && self.since.is_none_or(|t| record.time >= t)
+            && self.until.is_none_or(|t| record.time < t)
+    }
+}
+
+/// Records matching `filter`, in log order.
+pub fn query(index: &Index, filter: &Filter) -> Result<Vec<AuditRecord>, IndexError> {
+    let mut sets: Vec<Vec<u64>> = Vec::new();
+    let exact = [
+        (Field::Patient, filter.patient.as_deref()),
+        (Field::Partner, filter.partner.as_deref()),
+        (Field::Agreement, filter.agreement.as_deref()),
+        (Field::Purpose, filter.purpose.as_deref()),
+        (Field::Decision, filter.decision.map(DecisionKind::as_str)),
+    ];
+    for (field, value) in exact {
+        if let Some(value) = value {
+            sets.push(index.lookup(field, value)?);
+        }
+    }
+    if sets.is_empty() {
+        // Only a time range (or nothing): the time index.
+        let mut seqs = index.in_time(
+            filter.since.map(OffsetDateTime::unix_timestamp),
+            filter.until.map(|t| {
+                // Exclusive bound in whole seconds: round up, filter exactly.
+                t.unix_timestamp() + i64::from(t.nanosecond() > 0)
+            }),
+        )?;
+        seqs.sort_unstable();
+        sets.push(seqs);
+    }
+    sets.sort_by_key(Vec::len);
+    let mut seqs = sets.first().cloned().unwrap_or_default();
+    for other in sets.iter().skip(1) {
+        seqs.retain(|s| other.binary_search(s).is_ok());
+    }
+    let mut out = Vec::new();
+    // Newest first so a limit keeps the most recent, then back in order.
+    for seq in seqs.into_iter().rev() {
+        if filter.limit.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+        match index.read(seq)? {
+            Some(record) if filter.matches(&record) => out.push(record),
+            Some(_) => {}
+            None => {
+                return Err(IndexError::Log(format!(
+                    "the index lists record {seq} but not where it is (run `accord audit reindex`)"
+                )));
+            }
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
