@@ -204,7 +204,7 @@ impl Tree {
         self.root_at(self.size()).unwrap_or_default()
     }
 
-    /// RFC 9162 PATH(index, D[0:size]).
+    /// RFC 9162 PATH(index, D\[0:size\]).
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Option<Vec<Hash>> {
         if index >= size || size > self.size() {
             return None;
@@ -229,7 +229,7 @@ impl Tree {
         Some(())
     }
 
-    /// RFC 9162 PROOF(old, D[0:new]).
+    /// RFC 9162 PROOF(old, D\[0:new\]).
     pub fn consistency_proof(&self, old: u64, new: u64) -> Option<Vec<Hash>> {
         if old > new || new > self.size() {
             return None;
