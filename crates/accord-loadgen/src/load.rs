@@ -122,10 +122,12 @@ pub struct Plan {
 
 fn client(env: &Env, who: &str, pool: usize) -> anyhow::Result<HttpClient> {
     let identity = env.pki.clients.get(who).context("client identity")?;
-    let tls = accord_testkit::client::tls_client_config(
+    let mut tls = accord_testkit::client::tls_client_config(
         &env.pki.ca_cert_pem,
         Some((&identity.cert_pem, &identity.key_pem)),
     )?;
+    // hyper-rustls sets ALPN itself (`enable_http1`) and refuses a preset.
+    tls.alpn_protocols.clear();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
