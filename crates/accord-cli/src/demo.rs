@@ -27,6 +27,8 @@ use serde_json::{Value, json};
 
 use crate::logging;
 
+mod load;
+
 /// The seed of the demo population: the same patients every time.
 const SEED: u64 = 42;
 const DEFAULT_PORT: u16 = 8443;
@@ -129,6 +131,9 @@ pub struct DemoOptions {
     pub dir: Option<PathBuf>,
     pub port: Option<u16>,
     pub patients: usize,
+    /// A real FHIR server to load the population into and put the gateway
+    /// in front of, instead of the in-memory one.
+    pub upstream: Option<String>,
 }
 
 pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
@@ -151,12 +156,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let pki = prepare_pki(&dir)?;
     prepare_policies(&dir, &pki)?;
     let population = prepare_fixtures(&dir, options.patients)?;
-    let upstream = fhir_server::start(
-        FhirStore::from_resources(population.resources.clone()),
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    )
-    .await
-    .context("start the in-memory FHIR server")?;
+    let upstream = Upstream::start(options.upstream.as_deref(), &population).await?;
 
     let port = options
         .port
@@ -173,8 +173,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     println!("Accord demo");
     println!("  directory       {}", dir.display());
     println!(
-        "  upstream FHIR   {} ({} resources, seed {SEED})",
+        "  upstream FHIR   {} ({}, {} resources, seed {SEED})",
         upstream.base_url(),
+        upstream.kind(),
         population.resources.len()
     );
     println!("  gateway         {}", gateway.public_base());
@@ -203,6 +204,60 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     upstream.shutdown();
     audit.close();
     Ok(())
+}
+
+/// Where the demo's data lives: the testkit's in-memory server, or a real
+/// FHIR server the population was loaded into.
+enum Upstream {
+    InMemory(fhir_server::RunningFhirServer),
+    External(String),
+}
+
+impl Upstream {
+    async fn start(external: Option<&str>, population: &Population) -> anyhow::Result<Self> {
+        match external {
+            Some(base) => {
+                let base = base.trim_end_matches('/').to_owned();
+                eprintln!(
+                    "loading {} resources into {base} …",
+                    population.resources.len()
+                );
+                load::load_into(&base, &population.resources)
+                    .await
+                    .with_context(|| format!("load the demo population into {base}"))?;
+                Ok(Upstream::External(base))
+            }
+            None => {
+                let server = fhir_server::start(
+                    FhirStore::from_resources(population.resources.clone()),
+                    SocketAddr::from(([127, 0, 0, 1], 0)),
+                )
+                .await
+                .context("start the in-memory FHIR server")?;
+                Ok(Upstream::InMemory(server))
+            }
+        }
+    }
+
+    fn base_url(&self) -> String {
+        match self {
+            Upstream::InMemory(server) => server.base_url(),
+            Upstream::External(base) => base.clone(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Upstream::InMemory(_) => "in-memory testkit server",
+            Upstream::External(_) => "external, population loaded",
+        }
+    }
+
+    fn shutdown(self) {
+        if let Upstream::InMemory(server) = self {
+            server.shutdown();
+        }
+    }
 }
 
 // === preparation: reuse what a --dir already holds ===

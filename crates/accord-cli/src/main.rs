@@ -67,6 +67,11 @@ enum Command {
         /// Patients in the synthetic population (first run of a --dir).
         #[arg(long, default_value_t = 500)]
         patients: usize,
+        /// A real FHIR R4 server (e.g. sekmet or HAPI) to load the
+        /// population into and put the gateway in front of, instead of the
+        /// in-memory one. `tests/interop/run --demo` starts sekmet for this.
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
     },
 }
 
@@ -97,12 +102,14 @@ fn main() -> ExitCode {
                 dir,
                 port,
                 patients,
+                upstream,
             } => {
                 demo::run(demo::DemoOptions {
                     once,
                     dir,
                     port,
                     patients,
+                    upstream,
                 })
                 .await
             }

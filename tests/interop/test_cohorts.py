@@ -1,0 +1,103 @@
+"""Cohorts against the real upstream: a grant reaches only its shared
+population, however the population is defined.
+
+- FHIR Group cohort: the payer quality agreement (policies/agreements/
+  payer-quality.toml) limits the health plan to the members of
+  policies/cohorts/lakeshore-attributed.group.json, with population searches
+  allowed, laboratory observations only and contact details redacted.
+
+Ground truth is sekmet itself: each test first shows that the upstream holds
+what the gateway must not release, so a pass cannot come from empty data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PAYER = "lakeshore-health-plan"
+GROUP_FILE = Path(__file__).resolve().parents[2] / "policies/cohorts/lakeshore-attributed.group.json"
+LAB = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+def _members() -> set[str]:
+    group = json.loads(GROUP_FILE.read_text())
+    return {m["entity"]["reference"].split("/")[-1] for m in group["member"]}
+
+
+def _entries(bundle: dict) -> list[dict]:
+    return [e["resource"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
+
+
+def _patient_of(resource: dict) -> str:
+    ref = (resource.get("subject") or resource.get("patient") or {}).get("reference", "")
+    return ref.split("/")[-1]
+
+
+def _is_lab(observation: dict) -> bool:
+    return any(
+        c.get("system") == LAB and c.get("code") == "laboratory"
+        for cat in observation.get("category", [])
+        for c in cat.get("coding", [])
+    )
+
+
+def _all_pages(session, url: str, params: dict) -> list[dict]:
+    found, page = [], session.get(url, params=params, timeout=60)
+    for _ in range(100):
+        assert page.status_code == 200, page.text
+        bundle = page.json()
+        found += _entries(bundle)
+        nxt = [link["url"] for link in bundle.get("link", []) if link["relation"] == "next"]
+        if not nxt:
+            return found
+        page = session.get(nxt[0], timeout=60)
+    raise AssertionError("more than 100 pages")
+
+
+def test_a_population_search_returns_only_group_members_labs(env, http, upstream):
+    members = _members()
+    held = _entries(upstream.fhir_get("Observation", category="laboratory", _count="1000"))
+    outside = {_patient_of(o) for o in held} - members
+    assert outside, "sekmet holds laboratory results of patients outside the Group"
+    released = _all_pages(http(PAYER, "HOPERAT"), f"{env.gateway}/Observation", {"_count": "50"})
+    assert released, "the Group members' laboratory results are released"
+    for observation in released:
+        assert _patient_of(observation) in members, f"Observation/{observation['id']} is outside the Group"
+        assert _is_lab(observation), f"Observation/{observation['id']} is not a laboratory result"
+        assert "note" not in observation, "Observation.note is redacted for the plan"
+
+
+def test_a_patient_outside_the_group_looks_like_a_patient_with_no_data(env, http, upstream):
+    members = _members()
+    held = _entries(upstream.fhir_get("Observation", category="laboratory", _count="1000"))
+    outsider = sorted({_patient_of(o) for o in held} - members - {""})[0]
+    s = http(PAYER, "HOPERAT")
+    answer = s.get(f"{env.gateway}/Observation", params={"patient": outsider}, timeout=30)
+    nobody = s.get(f"{env.gateway}/Observation", params={"patient": "no-such-patient"}, timeout=30)
+    assert answer.status_code == nobody.status_code == 200, answer.text
+    strip = lambda b: {k: v for k, v in b.items() if k not in ("id", "meta", "link")}  # noqa: E731
+    assert strip(answer.json()) == strip(nobody.json())
+    read = s.get(f"{env.gateway}/Patient/{outsider}", timeout=30)
+    missing = s.get(f"{env.gateway}/Patient/no-such-patient", timeout=30)
+    assert read.status_code == missing.status_code == 404
+    assert read.json()["issue"][0]["code"] == missing.json()["issue"][0]["code"]
+
+
+def test_a_group_member_arrives_without_contact_details(env, http, upstream):
+    s = http(PAYER, "HOPERAT")
+    checked = 0
+    for member in sorted(_members()):
+        truth = upstream.get(f"{env.upstream}/Patient/{member}", timeout=30)
+        if truth.status_code != 200 or not ({"address", "telecom"} & truth.json().keys()):
+            continue
+        r = s.get(f"{env.gateway}/Patient/{member}", timeout=30)
+        assert r.status_code == 200, r.text
+        patient = r.json()
+        assert not ({"address", "telecom", "photo", "contact"} & patient.keys()), patient.keys()
+        assert "text" not in patient, "the narrative could repeat what was redacted"
+        labels = {c.get("code") for c in patient.get("meta", {}).get("security", [])}
+        assert "REDACTED" in labels
+        assert patient["name"] == truth.json()["name"], "what is not redacted arrives intact"
+        checked += 1
+    assert checked, "some Group member has contact details upstream"
