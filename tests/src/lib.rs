@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accord_audit::{AuditRecord, AuditStore, read_records};
-use accord_gateway::config::GatewayConfig;
+use accord_gateway::config::{ConsentFeedConfig, GatewayConfig};
 use accord_gateway::{GatewayServer, Limits, TlsFiles};
 use accord_policy::PolicySet;
 use accord_testkit::client::PartnerClient;
@@ -125,6 +125,8 @@ pub struct Options {
     pub audit_on_full_disk: bool,
     /// Status of the partner `north-recovery` in partners.toml.
     pub north_recovery_status: &'static str,
+    /// Pull Consents from the upstream (`[gateway.consent_feed]`).
+    pub consent_feed: ConsentFeedConfig,
 }
 
 /// A running gateway with its upstream, certificates and audit log.
@@ -154,6 +156,7 @@ impl Default for Options {
             upstream_url: None,
             audit_on_full_disk: false,
             north_recovery_status: "suspended",
+            consent_feed: ConsentFeedConfig::default(),
         }
     }
 }
@@ -203,6 +206,7 @@ impl Harness {
                 client_ca: pki_dir.join("ca.pem"),
             },
             limits: options.limits.clone(),
+            consent_feed: options.consent_feed.clone(),
             ..GatewayConfig::default()
         };
         let gateway = GatewayServer::start(&config, policies, Arc::new(audit))

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::consent_feed::ConsentFeedConfig;
+
 /// The `[gateway]` part of accord.toml.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +31,8 @@ pub struct GatewayConfig {
     pub upstream_ca: Option<PathBuf>,
     pub tls: TlsFiles,
     pub limits: Limits,
+    /// Patients' Consent resources pulled from the upstream server.
+    pub consent_feed: ConsentFeedConfig,
 }
 
 /// PEM files for the partner-facing listener.
@@ -79,6 +83,7 @@ impl Default for GatewayConfig {
             upstream_ca: None,
             tls: TlsFiles::default(),
             limits: Limits::default(),
+            consent_feed: ConsentFeedConfig::default(),
         }
     }
 }
@@ -133,7 +138,7 @@ impl Default for Limits {
 
 /// Durations in configuration files are written as seconds (may be
 /// fractional: `0.5`).
-mod seconds {
+pub(crate) mod seconds {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -100,6 +100,36 @@ impl Upstream {
         request_id: &str,
     ) -> Result<UpstreamResponse, GatewayError> {
         let outgoing = self.build(request, body, if_match, request_id)?;
+        self.exchange(outgoing).await
+    }
+
+    /// GETs `target` from the upstream for the gateway itself (not on a
+    /// partner's behalf): a path and query under the base, or an absolute
+    /// URL the upstream gave (a paging link), which must lie under the base.
+    pub async fn get(&self, target: &str) -> Result<UpstreamResponse, GatewayError> {
+        let uri = if target.starts_with("http://") || target.starts_with("https://") {
+            if !target.starts_with(&format!("{}/", self.base)) {
+                tracing::warn!(%target, "upstream link outside its base not followed");
+                return Err(GatewayError::upstream_invalid());
+            }
+            target.to_owned()
+        } else {
+            format!("{}/{}", self.base, target.trim_start_matches('/'))
+        };
+        let outgoing = Request::get(uri)
+            .header(header::ACCEPT, "application/fhir+json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| {
+                tracing::warn!(error = %e, "could not build upstream request");
+                GatewayError::upstream_invalid()
+            })?;
+        self.exchange(outgoing).await
+    }
+
+    async fn exchange(
+        &self,
+        outgoing: Request<Full<Bytes>>,
+    ) -> Result<UpstreamResponse, GatewayError> {
         let exchange = async {
             let response = self.client.request(outgoing).await.map_err(|e| {
                 tracing::warn!(error = %e, "upstream request failed");

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod audit;
 pub mod config;
+pub mod consent_feed;
 pub mod context;
 pub mod decide;
 pub mod error;

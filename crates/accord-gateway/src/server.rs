@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::GatewayConfig;
+use crate::consent_feed::{ConsentFeed, FeedError};
 use crate::forward::{Upstream, UpstreamConfigError};
 use crate::identify::spki_pin;
 use crate::metrics::{MeteredSink, Metrics};
@@ -43,6 +44,10 @@ pub enum StartError {
     Upstream(#[from] UpstreamConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    /// Consents are pulled from the upstream and the first pull failed: the
+    /// gateway does not serve without knowing the patients' consents.
+    #[error("consent feed: {0}")]
+    ConsentFeed(#[from] FeedError),
 }
 
 /// A running gateway.
@@ -94,6 +99,17 @@ impl GatewayServer {
             |rewrite, alias| rewrite.with_alias(alias),
         );
         let policies = Arc::new(PolicyStore::new(policies));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        if config.consent_feed.enabled {
+            let mut feed = ConsentFeed::new(
+                upstream.clone(),
+                Arc::clone(&policies),
+                config.consent_feed.clone(),
+            );
+            feed.poll().await?;
+            tracing::info!(consents = feed.len(), "consent feed: first pull in force");
+            tokio::spawn(feed.run(shutdown_rx.clone()));
+        }
         let gateway = Arc::new(Gateway {
             policies: Arc::clone(&policies),
             audit: Arc::new(MeteredSink::new(audit, Arc::clone(&metrics))),
@@ -104,7 +120,6 @@ impl GatewayServer {
             limits: config.limits.clone(),
             random: SystemRandom::new(),
         });
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(
             listener,
             Arc::clone(&certs),

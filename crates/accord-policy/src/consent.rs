@@ -15,6 +15,7 @@
 //!   naming one of the category's labels count: no such permit, no release.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use accord_fhir::Purpose;
 use serde_json::Value;
@@ -26,8 +27,10 @@ use crate::source::{PolicyError, SourceFile};
 use crate::spans::SpannedDoc;
 
 mod parse;
+mod pulled;
 
 pub(crate) use parse::compile_consent;
+pub use pulled::{PulledConsents, RejectedConsent};
 
 /// One compiled Consent resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,10 +73,15 @@ pub struct ConsentAnswer {
 }
 
 /// Consents by patient, most recent first. Built off the request path and
-/// swapped whole; looking a patient up is one hash probe.
+/// swapped whole; looking a patient up is one hash probe per layer.
+///
+/// Two layers: the consents of the policy folder and those pulled from the
+/// upstream FHIR server ([`PulledConsents`]). Both are shared (`Arc`), so
+/// putting a new pull over a million file consents copies nothing.
 #[derive(Debug, Clone, Default)]
 pub struct ConsentIndex {
-    by_patient: HashMap<String, Vec<Consent>>,
+    by_patient: Arc<HashMap<String, Vec<Consent>>>,
+    pulled: Arc<PulledConsents>,
 }
 
 /// The context a consent is evaluated in.
@@ -98,7 +106,25 @@ impl ConsentIndex {
         for list in by_patient.values_mut() {
             list.sort_by_key(|c| std::cmp::Reverse(c.date_time));
         }
-        ConsentIndex { by_patient }
+        ConsentIndex {
+            by_patient: Arc::new(by_patient),
+            pulled: Arc::default(),
+        }
+    }
+
+    /// This index with `pulled` (consents from the upstream server) in
+    /// place of the pulled layer it had.
+    #[must_use]
+    pub fn with_pulled(&self, pulled: Arc<PulledConsents>) -> ConsentIndex {
+        ConsentIndex {
+            by_patient: Arc::clone(&self.by_patient),
+            pulled,
+        }
+    }
+
+    /// The consents pulled from the upstream server.
+    pub fn pulled(&self) -> &PulledConsents {
+        &self.pulled
     }
 
     /// Compiles Consent JSON files; every error located.
@@ -137,24 +163,30 @@ impl ConsentIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.by_patient.values().map(Vec::len).sum()
+        self.by_patient.values().map(Vec::len).sum::<usize>() + self.pulled.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_patient.is_empty()
+        self.by_patient.is_empty() && self.pulled.is_empty()
     }
 
     pub fn consents(&self) -> impl Iterator<Item = &Consent> {
-        self.by_patient.values().flatten()
+        self.by_patient.values().flatten().chain(self.pulled.iter())
     }
 
     /// The consent in force for `patient` at `at`: the most recent active
-    /// one whose period covers `at`.
+    /// one whose period covers `at`, from either layer.
     pub fn current(&self, patient: &str, at: OffsetDateTime) -> Option<&Consent> {
-        self.by_patient
-            .get(patient)?
-            .iter()
-            .find(|c| c.active && c.date_time <= at && c.root.period_covers(at))
+        let in_force = |c: &&Consent| c.active && c.date_time <= at && c.root.period_covers(at);
+        let from_files = self
+            .by_patient
+            .get(patient)
+            .and_then(|list| list.iter().find(in_force));
+        let pulled = self.pulled.for_patient(patient).iter().find(in_force);
+        match (from_files, pulled) {
+            (Some(f), Some(p)) => Some(if p.date_time >= f.date_time { p } else { f }),
+            (f, p) => f.or(p),
+        }
     }
 
     /// The patient's answer for the general record (no sensitive category):

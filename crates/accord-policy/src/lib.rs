@@ -41,7 +41,10 @@ pub mod version;
 
 pub use agreement::{Agreement, AgreementStatus, Caps, Forbid, Grant, SearchConstraint, Term};
 pub use cohort::{Cohort, CohortMembers};
-pub use consent::{Consent, ConsentAnswer, ConsentIndex, ConsentQuery, ConsentRule};
+pub use consent::{
+    Consent, ConsentAnswer, ConsentIndex, ConsentQuery, ConsentRule, PulledConsents,
+    RejectedConsent,
+};
 pub use decide::{AccessRequest, Decision, Deny, DenyReason, Permit};
 pub use ids::{AgreementId, CategoryId, CohortId, GrantId, InvalidPolicyId, PartnerId};
 pub use load::{PolicyErrors, PolicySources};
@@ -108,9 +111,21 @@ impl PolicySet {
         self.categories.values()
     }
 
-    /// The consents loaded from the policy folder.
+    /// The consents in force: the policy folder's, with those pulled from
+    /// the upstream server layered over them.
     pub fn consents(&self) -> &Arc<ConsentIndex> {
         &self.consents
+    }
+
+    /// This set with `pulled` as its layer of consents from the upstream
+    /// server (replacing the previous pull). Agreements and the policy
+    /// version are unchanged: pulled consents are patients' data, not policy.
+    #[must_use]
+    pub fn with_pulled_consents(&self, pulled: Arc<PulledConsents>) -> PolicySet {
+        PolicySet {
+            consents: Arc::new(self.consents.with_pulled(pulled)),
+            ..self.clone()
+        }
     }
 
     /// The SHA-256 content hash of every source file.
