@@ -70,6 +70,10 @@ pub enum FeedError {
     NotABundle(String),
     #[error("the upstream's Consent search has more than {MAX_PAGES} pages")]
     TooManyPages,
+    #[error(
+        "the upstream's next link `{0}` is not under its base (add the name to gateway.upstream_aliases)"
+    )]
+    ForeignLink(String),
 }
 
 /// The feed's state between polls.
@@ -78,6 +82,9 @@ pub struct ConsentFeed {
     upstream: Upstream,
     store: Arc<PolicyStore>,
     config: ConsentFeedConfig,
+    /// The upstream's base and the other names it gives itself in links
+    /// (`gateway.upstream_aliases`): paging links are followed under these.
+    bases: Vec<String>,
     /// By `Consent/<id>`.
     known: HashMap<String, Consent>,
     /// The newest `meta.lastUpdated` seen, as the upstream wrote it.
@@ -86,11 +93,21 @@ pub struct ConsentFeed {
 }
 
 impl ConsentFeed {
-    pub fn new(upstream: Upstream, store: Arc<PolicyStore>, config: ConsentFeedConfig) -> Self {
+    pub fn new(
+        upstream: Upstream,
+        store: Arc<PolicyStore>,
+        config: ConsentFeedConfig,
+        aliases: &[String],
+    ) -> Self {
+        let bases = std::iter::once(upstream.base_url())
+            .chain(aliases.iter().map(String::as_str))
+            .map(|b| b.trim_end_matches('/').to_owned())
+            .collect();
         ConsentFeed {
             upstream,
             store,
             config,
+            bases,
             known: HashMap::new(),
             high_water: None,
             last_full: None,
@@ -182,7 +199,10 @@ impl ConsentFeed {
                     .cloned(),
             );
             match next_link(&bundle) {
-                Some(next) => target = next.to_owned(),
+                Some(next) => {
+                    target = relative_to(next, &self.bases)
+                        .ok_or_else(|| FeedError::ForeignLink(next.to_owned()))?;
+                }
                 None => return Ok(resources),
             }
         }
@@ -246,6 +266,15 @@ fn next_link(bundle: &Value) -> Option<&str> {
         .as_str()
 }
 
+/// `link` as a path and query under one of `bases`.
+fn relative_to(link: &str, bases: &[String]) -> Option<String> {
+    bases.iter().find_map(|base| {
+        let rest = link.strip_prefix(base.as_str())?;
+        (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+            .then(|| rest.trim_start_matches('/').to_owned())
+    })
+}
+
 fn last_updated(resource: &Value) -> Option<(OffsetDateTime, String)> {
     let text = resource.pointer("/meta/lastUpdated")?.as_str()?;
     let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
@@ -268,6 +297,30 @@ mod tests {
             Some("http://u/fhir/Consent?_count=2&_offset=2")
         );
         assert_eq!(next_link(&json!({"resourceType": "Bundle"})), None);
+    }
+
+    #[test]
+    fn paging_links_are_followed_only_under_the_upstreams_names() {
+        let bases = [
+            "http://127.0.0.1:8080/fhir".to_owned(),
+            "http://fhir.internal/r4".to_owned(),
+        ];
+        assert_eq!(
+            relative_to("http://127.0.0.1:8080/fhir/Consent?_offset=500", &bases).as_deref(),
+            Some("Consent?_offset=500")
+        );
+        assert_eq!(
+            relative_to("http://fhir.internal/r4?_getpages=abc", &bases).as_deref(),
+            Some("?_getpages=abc")
+        );
+        assert_eq!(
+            relative_to("http://127.0.0.1:8080/fhirx/Consent", &bases),
+            None
+        );
+        assert_eq!(
+            relative_to("http://evil.example/fhir/Consent", &bases),
+            None
+        );
     }
 
     #[test]

@@ -103,19 +103,10 @@ impl Upstream {
         self.exchange(outgoing).await
     }
 
-    /// GETs `target` from the upstream for the gateway itself (not on a
-    /// partner's behalf): a path and query under the base, or an absolute
-    /// URL the upstream gave (a paging link), which must lie under the base.
+    /// GETs `target`, a path and query under the base, from the upstream
+    /// for the gateway itself (not on a partner's behalf).
     pub async fn get(&self, target: &str) -> Result<UpstreamResponse, GatewayError> {
-        let uri = if target.starts_with("http://") || target.starts_with("https://") {
-            if !target.starts_with(&format!("{}/", self.base)) {
-                tracing::warn!(%target, "upstream link outside its base not followed");
-                return Err(GatewayError::upstream_invalid());
-            }
-            target.to_owned()
-        } else {
-            format!("{}/{}", self.base, target.trim_start_matches('/'))
-        };
+        let uri = format!("{}/{}", self.base, target.trim_start_matches('/'));
         let outgoing = Request::get(uri)
             .header(header::ACCEPT, "application/fhir+json")
             .body(Full::new(Bytes::new()))

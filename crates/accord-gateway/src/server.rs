@@ -105,6 +105,7 @@ impl GatewayServer {
                 upstream.clone(),
                 Arc::clone(&policies),
                 config.consent_feed.clone(),
+                &config.upstream_aliases,
             );
             feed.poll().await?;
             tracing::info!(consents = feed.len(), "consent feed: first pull in force");
