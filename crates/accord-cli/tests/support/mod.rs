@@ -130,7 +130,10 @@ level = "warn"
     pub fn serve(&self, run: usize) -> Serve {
         let stderr_path = self.dir.path().join(format!("serve-{run}.stderr"));
         let stderr = std::fs::File::create(&stderr_path).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_accord"))
+        // ACCORD_TEST_BIN runs a copy, so a long run survives rebuilds.
+        let bin = std::env::var_os("ACCORD_TEST_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_accord").into());
+        let mut child = Command::new(bin)
             .args(["serve", "--config"])
             .arg(&self.config)
             .stdout(Stdio::piped())
