@@ -138,6 +138,8 @@ pub struct Harness {
     pub upstream: RunningFhirServer,
     pub gateway: GatewayServer,
     pub audit_dir: PathBuf,
+    /// The store the gateway appends to (for the admin API's `/audit/*`).
+    pub audit: Arc<AuditStore>,
 }
 
 // === impl Options ===
@@ -192,6 +194,7 @@ impl Harness {
             std::os::unix::fs::symlink("/dev/full", segments.join(first)).expect("symlink");
         }
         let (audit, _) = AuditStore::open(&audit_dir).expect("audit log");
+        let audit = Arc::new(audit);
 
         let pki_dir = dir.path().join("pki");
         let config = GatewayConfig {
@@ -209,7 +212,7 @@ impl Harness {
             consent_feed: options.consent_feed.clone(),
             ..GatewayConfig::default()
         };
-        let gateway = GatewayServer::start(&config, policies, Arc::new(audit))
+        let gateway = GatewayServer::start(&config, policies, audit.clone())
             .await
             .expect("gateway starts");
         Harness {
@@ -219,6 +222,7 @@ impl Harness {
             upstream,
             gateway,
             audit_dir,
+            audit,
         }
     }
 

@@ -377,3 +377,136 @@ async fn a_rotated_server_certificate_is_presented_to_new_connections() {
     assert_eq!(refused.status, 422, "{}", refused.text());
     assert_eq!(trusts_new.get(&url, "TREAT").await.unwrap().status, 200);
 }
+
+/// `/audit/*` on the admin listener: the CLI's queries through the running
+/// gateway's own audit store.
+#[tokio::test]
+async fn the_admin_api_answers_audit_queries_from_the_running_gateway() {
+    let h = Harness::start().await;
+    let admin = AdminServer::start(
+        loopback(),
+        admin_state(&h, true).with_audit_store(h.audit.clone()),
+    )
+    .await
+    .unwrap();
+    let patient = h.patient();
+    let other = accord_testkit::population::patient_id(2);
+    let client = h.client("maple-primary");
+    let mut receipts = Vec::new();
+    for _ in 0..2 {
+        let read = client
+            .get(&h.url(&format!("Patient/{patient}")), "TREAT")
+            .await
+            .unwrap();
+        assert_eq!(read.status, 200);
+        receipts.push(read.header("x-audit-seq").unwrap().parse::<u64>().unwrap());
+    }
+    let elsewhere = client
+        .get(&h.url(&format!("Patient/{other}")), "TREAT")
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status, 200);
+
+    let by_patient = format!("/audit/query?patient=Patient%2F{patient}");
+    assert_eq!(
+        call(&admin, Method::GET, &by_patient, None).await.status,
+        401,
+        "audit queries need the token"
+    );
+    let answer = call(&admin, Method::GET, &by_patient, Some(TOKEN)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let body = answer.json().unwrap();
+    let seqs: Vec<u64> = body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, receipts, "exactly the patient's records: {body}");
+    assert_eq!(body["count"], 2);
+
+    let csv = call(
+        &admin,
+        Method::GET,
+        &format!("/audit/query?patient=Patient/{patient}&decision=permit&since=1h&format=csv"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(csv.status, 200, "{}", csv.text());
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    let text = csv.text();
+    assert_eq!(text.lines().count(), 3, "header and two rows: {text}");
+    assert!(text.starts_with("seq,time,partner"), "{text}");
+
+    let disclosures = call(
+        &admin,
+        Method::GET,
+        &format!("/audit/disclosures?patient=Patient/{patient}&since=6y&format=csv"),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(disclosures.status, 200, "{}", disclosures.text());
+    let text = disclosures.text();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    for (row, seq) in rows.iter().zip(&receipts) {
+        assert!(row.contains("maple-primary"), "{row}");
+        assert!(row.contains(&format!(",{seq},")), "record {seq} in {row}");
+    }
+
+    for bad in [
+        "/audit/query?decision=maybe",
+        "/audit/query?since=last-tuesday",
+        "/audit/query?patinet=Patient/1",
+        "/audit/query?format=xml",
+        "/audit/query?limit=ten",
+        "/audit/query?patient=Patient/1&patient=Patient/2",
+        "/audit/disclosures?since=6y",
+        "/audit/disclosures?patient=123",
+        "/audit/prove?seq=zero",
+    ] {
+        let refused = call(&admin, Method::GET, bad, Some(TOKEN)).await;
+        assert_eq!(refused.status, 400, "{bad}: {}", refused.text());
+        let error = refused.json().unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(!error.is_empty(), "{bad}");
+    }
+
+    let proof = call(
+        &admin,
+        Method::GET,
+        &format!("/audit/prove?seq={}", receipts[0]),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(proof.status, 200, "{}", proof.text());
+    let proof: accord_audit::InclusionProof = serde_json::from_slice(&proof.body).unwrap();
+    let checkpoint = call(&admin, Method::GET, "/audit/checkpoint", Some(TOKEN))
+        .await
+        .json()
+        .unwrap();
+    let key = accord_audit::Verifier::parse(checkpoint["key"].as_str().unwrap()).unwrap();
+    let signed = accord_audit::proof::check(&proof, &key).unwrap();
+    assert!(signed.size >= receipts[0]);
+    assert!(checkpoint["size"].as_u64().unwrap() >= 3, "{checkpoint}");
+    assert_eq!(
+        call(&admin, Method::GET, "/audit/prove?seq=999", Some(TOKEN))
+            .await
+            .status,
+        404
+    );
+
+    let verified = call(&admin, Method::GET, "/audit/verify", Some(TOKEN)).await;
+    assert_eq!(verified.status, 200, "{}", verified.text());
+    let report = verified.json().unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["records"], 3, "{report}");
+    assert_eq!(
+        call(&admin, Method::POST, "/audit/verify", Some(TOKEN))
+            .await
+            .status,
+        405
+    );
+}

@@ -78,6 +78,78 @@ pub fn parse_time(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Bad
     now.checked_sub(back).ok_or_else(bad)
 }
 
+/// A filter as people type it (command-line flags, admin API query
+/// parameters): times in any form [`parse_time`] reads, the decision as a
+/// word. One parser for every front end.
+#[derive(Debug, Clone, Default)]
+pub struct FilterText {
+    pub patient: Option<String>,
+    pub partner: Option<String>,
+    pub agreement: Option<String>,
+    pub purpose: Option<String>,
+    pub decision: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// A filter field that cannot be read; names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum BadFilter {
+    #[error("`{field}`: {source}")]
+    Time {
+        field: &'static str,
+        source: BadTime,
+    },
+    #[error("`decision` must be permit, deny or refuse, not `{0}`")]
+    Decision(String),
+    #[error("`patient` must be a reference `Patient/<id>`, not `{0}`")]
+    Patient(String),
+}
+
+impl FilterText {
+    /// The filter, with relative times taken back from `now`.
+    pub fn parse(self, now: OffsetDateTime) -> Result<Filter, BadFilter> {
+        let time = |field: &'static str, text: Option<String>| {
+            text.map(|t| parse_time(&t, now))
+                .transpose()
+                .map_err(|source| BadFilter::Time { field, source })
+        };
+        let decision = self
+            .decision
+            .map(|d| {
+                d.parse::<DecisionKind>()
+                    .map_err(|()| BadFilter::Decision(d))
+            })
+            .transpose()?;
+        if let Some(patient) = &self.patient
+            && !is_patient_reference(patient)
+        {
+            return Err(BadFilter::Patient(patient.clone()));
+        }
+        Ok(Filter {
+            since: time("since", self.since)?,
+            until: time("until", self.until)?,
+            patient: self.patient,
+            partner: self.partner,
+            agreement: self.agreement,
+            purpose: self.purpose,
+            decision,
+            limit: self.limit,
+        })
+    }
+}
+
+/// `Patient/<id>` with a FHIR id (1–64 of `A-Za-z0-9-.`).
+pub fn is_patient_reference(text: &str) -> bool {
+    text.strip_prefix("Patient/").is_some_and(|id| {
+        (1..=64).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    })
+}
+
 impl Filter {
     /// Whether `record` matches every field (the exact check after the
     /// index lookup).

@@ -4,6 +4,7 @@
 
 pub mod auditevent;
 pub mod disclosures;
+pub mod table;
 
 pub use auditevent::{AuditEventError, audit_events, validate_audit_event};
 pub use disclosures::{Accounting, Disclosure, accounting};

@@ -15,7 +15,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -60,6 +60,8 @@ pub struct AuditStore {
     queue: Mutex<Option<mpsc::Sender<writer::Msg>>>,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
     indexer: Mutex<Option<thread::JoinHandle<()>>>,
+    /// The indexing thread's index, for queries through the store.
+    index: Option<Arc<crate::index::indexer::SharedIndex>>,
 }
 
 /// What the store found when it opened.
@@ -115,12 +117,12 @@ impl AuditStore {
             torn_tail: recovered.torn.clone(),
             key_created,
         };
-        let (index_tx, indexer) = if options.index {
-            let (tx, handle) = crate::index::indexer::spawn(dir)
+        let (index_tx, shared_index, indexer) = if options.index {
+            let (tx, shared, handle) = crate::index::indexer::spawn(dir)
                 .map_err(|e| AuditError::io("start audit indexer", e))?;
-            (Some(tx), Some(handle))
+            (Some(tx), Some(shared), Some(handle))
         } else {
-            (None, None)
+            (None, None, None)
         };
         let config = writer::Config {
             index: index_tx,
@@ -142,6 +144,7 @@ impl AuditStore {
                 queue: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(handle)),
                 indexer: Mutex::new(indexer),
+                index: shared_index,
             },
             report,
         ))
@@ -154,6 +157,24 @@ impl AuditStore {
     /// The key that verifies this store's checkpoints.
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
+    }
+
+    /// Runs `f` (a query, a report) on this store's index, caught up with
+    /// every durable record first. A running store holds the sled index
+    /// exclusively, so in-process callers query through here; without a
+    /// background indexer the index is opened for the call.
+    pub fn with_index<R>(
+        &self,
+        f: impl FnOnce(&crate::Index) -> Result<R, crate::IndexError>,
+    ) -> Result<R, crate::IndexError> {
+        match &self.index {
+            Some(shared) => shared.with(f),
+            None => {
+                let index = crate::Index::open(&self.dir)?;
+                index.catch_up()?;
+                f(&index)
+            }
+        }
     }
 
     /// Writes a signed checkpoint of everything appended so far and returns

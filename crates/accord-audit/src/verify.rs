@@ -81,10 +81,9 @@ pub fn verify(
         torn_tail: None,
         problems: Vec::new(),
     };
-    let tree = verify_segments(dir, &mut report)?;
-    report.records = tree.size();
-    report.root = tree.root();
-
+    // Checkpoints before segments: a checkpoint is written only after the
+    // records it signs are durable, so a log still being written (a running
+    // gateway) never shows a checkpoint larger than the segments read.
     let (notes, torn) = match read_checkpoint_log(dir) {
         Ok(found) => found,
         Err(AuditError::Corrupt(what)) => {
@@ -93,6 +92,11 @@ pub fn verify(
         }
         Err(e) => return Err(e),
     };
+    let latest_note = std::fs::read_to_string(dir.join(LATEST_CHECKPOINT_FILE));
+    let tree = verify_segments(dir, &mut report)?;
+    report.records = tree.size();
+    report.root = tree.root();
+
     if torn > 0 {
         report.problem(
             "checkpoints.log",
@@ -112,7 +116,7 @@ pub fn verify(
             check_consistent(&tree, old, new, location, &mut report);
         }
     }
-    match std::fs::read_to_string(dir.join(LATEST_CHECKPOINT_FILE)) {
+    match latest_note {
         Ok(note) => {
             let latest = check_checkpoint(&tree, key, &note, LATEST_CHECKPOINT_FILE, &mut report);
             let logged = store_checkpoints.last().map(|(_, cp)| cp);

@@ -65,7 +65,8 @@ pub async fn run(
         &config.admin,
         config.policies.dir.clone(),
         Some(config.audit.dir.clone()),
-    )?;
+    )?
+    .with_audit_store(Arc::clone(&audit));
     let admin = if config.admin.enabled {
         let admin = AdminServer::start(config.admin.listen, admin_state.clone()).await?;
         println!("accord: admin on http://{}", admin.local_addr());

@@ -7,7 +7,10 @@
 //! - `POST /policies/reload`: load the policy directory again, keeping the
 //!   last good set if the new one has errors;
 //! - `POST /tls/reload`: read the server certificate, key and partner CA
-//!   bundle again.
+//!   bundle again;
+//! - `GET /audit/query`, `/audit/disclosures`, `/audit/checkpoint`,
+//!   `/audit/prove`, `/audit/verify`: the privacy officer's queries, through
+//!   the gateway's own audit store (see `admin/audit.rs`).
 //!
 //! Every endpoint needs `Authorization: Bearer <token>` with the token from
 //! `admin.token_file`, except the two probes when `admin.open_probes` is on
@@ -21,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use accord_audit::AuditStore;
 use accord_policy::PolicySet;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -38,6 +42,7 @@ use crate::metrics::{Metrics, ReloadResult};
 use crate::policy_store::PolicyStore;
 use crate::server::{GatewayServer, ServerCerts};
 
+mod audit;
 mod auth;
 mod ready;
 
@@ -58,6 +63,9 @@ pub struct AdminState {
     pub certs: Arc<ServerCerts>,
     pub token: Option<AdminToken>,
     pub open_probes: bool,
+    /// The running gateway's audit store, for `/audit/*` (it holds the
+    /// index exclusively; queries go through it).
+    pub audit: Option<Arc<AuditStore>>,
 }
 
 /// A running admin listener.
@@ -110,7 +118,15 @@ impl AdminState {
             certs: Arc::clone(server.certs()),
             token,
             open_probes: config.open_probes,
+            audit: None,
         })
+    }
+
+    /// Serves `/audit/*` from `store` (the one the gateway appends to).
+    #[must_use]
+    pub fn with_audit_store(mut self, store: Arc<AuditStore>) -> Self {
+        self.audit = Some(store);
+        self
     }
 
     /// Loads the policy directory and puts it in force, or keeps the last
@@ -289,10 +305,16 @@ pub async fn handle<B>(state: &AdminState, request: &Request<B>) -> Response<Ful
                 )
             }
         },
+        (&Method::GET, path) if audit::is_audit_path(path) => {
+            audit::handle(state.audit.as_ref(), path, request.uri().query()).await
+        }
         (
             _,
             "/healthz" | "/readyz" | "/metrics" | "/policies" | "/policies/reload" | "/tls/reload",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        (_, path) if audit::is_audit_path(path) => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

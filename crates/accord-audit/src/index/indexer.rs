@@ -4,7 +4,7 @@
 //! log later. Failures are logged, never returned to an appender.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,13 +19,57 @@ pub const STALE_REQUEST: Duration = Duration::from_secs(120);
 
 pub(crate) type Sender = mpsc::SyncSender<Vec<Located>>;
 
-pub(crate) fn spawn(dir: &Path) -> std::io::Result<(Sender, thread::JoinHandle<()>)> {
+pub(crate) fn spawn(
+    dir: &Path,
+) -> std::io::Result<(Sender, Arc<SharedIndex>, thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::sync_channel(QUEUE);
-    let dir = dir.to_path_buf();
+    let shared = Arc::new(SharedIndex {
+        dir: dir.to_path_buf(),
+        slot: Mutex::new(None),
+    });
+    let indexer = Indexer::new(Arc::clone(&shared));
     let handle = thread::Builder::new()
         .name("accord-audit-index".into())
-        .spawn(move || Indexer::new(dir).run(&rx))?;
-    Ok((tx, handle))
+        .spawn(move || indexer.run(&rx))?;
+    Ok((tx, shared, handle))
+}
+
+/// The index the indexing thread keeps open, shared with queries made
+/// through the store (the running gateway's admin API): sled is exclusive,
+/// so they use this handle rather than opening their own.
+#[derive(Debug)]
+pub(crate) struct SharedIndex {
+    dir: PathBuf,
+    slot: Mutex<Option<Index>>,
+}
+
+impl SharedIndex {
+    fn lock(&self) -> MutexGuard<'_, Option<Index>> {
+        // A panic while holding the lock leaves at worst a stale index,
+        // which catch-up repairs: keep using it.
+        self.slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the index, caught up with everything durable in the log
+    /// first. Opens it if the indexing thread has not; `Busy` while a tool
+    /// has borrowed it.
+    pub(crate) fn with<R>(
+        &self,
+        f: impl FnOnce(&Index) -> Result<R, IndexError>,
+    ) -> Result<R, IndexError> {
+        if requested(&self.dir) {
+            return Err(IndexError::Busy);
+        }
+        let mut slot = self.lock();
+        if slot.is_none() {
+            *slot = Some(Index::open(&self.dir)?);
+        }
+        let index = slot.as_ref().ok_or(IndexError::Busy)?;
+        index.catch_up()?;
+        f(index)
+    }
 }
 
 /// Whether a tool asked for the index (and is not long dead).
@@ -40,17 +84,15 @@ pub(crate) fn requested(dir: &Path) -> bool {
 }
 
 struct Indexer {
-    dir: PathBuf,
-    index: Option<Index>,
+    shared: Arc<SharedIndex>,
     last_attempt: Option<Instant>,
     failing: bool,
 }
 
 impl Indexer {
-    fn new(dir: PathBuf) -> Self {
+    fn new(shared: Arc<SharedIndex>) -> Self {
         Indexer {
-            dir,
-            index: None,
+            shared,
             last_attempt: None,
             failing: false,
         }
@@ -63,21 +105,22 @@ impl Indexer {
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
-            if requested(&self.dir) {
-                if let Some(index) = self.index.take() {
+            if requested(&self.shared.dir) {
+                if let Some(index) = self.shared.lock().take() {
                     let _ = index.flush();
                     tracing::info!("audit index lent to a tool; catching up when it is done");
                 }
                 continue;
             }
-            if self.index.is_none() && !self.open() {
+            if self.shared.lock().is_none() && !self.open() {
                 continue;
             }
             if let Some(batch) = batch {
                 self.add(&batch);
             }
         }
-        if let Some(index) = self.index.take()
+        let last = self.shared.lock().take();
+        if let Some(index) = last
             && let Err(e) = index.catch_up()
         {
             tracing::warn!(error = %e, "audit index: final catch-up failed");
@@ -91,7 +134,12 @@ impl Indexer {
             return false;
         }
         self.last_attempt = Some(Instant::now());
-        let opened = Index::open(&self.dir).and_then(|index| {
+        let mut slot = self.shared.lock();
+        if slot.is_some() {
+            // A query opened it meanwhile.
+            return true;
+        }
+        let opened = Index::open(&self.shared.dir).and_then(|index| {
             let added = index.catch_up()?;
             if added > 0 {
                 tracing::info!(records = added, "audit index caught up from the log");
@@ -100,12 +148,14 @@ impl Indexer {
         });
         match opened {
             Ok(index) => {
-                self.index = Some(index);
+                *slot = Some(index);
+                drop(slot);
                 self.last_attempt = None;
                 self.failing = false;
                 true
             }
             Err(e) => {
+                drop(slot);
                 self.fail(&e);
                 false
             }
@@ -113,15 +163,17 @@ impl Indexer {
     }
 
     fn add(&mut self, batch: &[Located]) {
-        let Some(index) = &self.index else { return };
+        let mut slot = self.shared.lock();
+        let Some(index) = slot.as_ref() else { return };
         let result = index.add(batch).or_else(|e| match e {
             // Missed batches: read them from the log.
             IndexError::Log(_) => index.catch_up().map(|_| ()),
             e => Err(e),
         });
         if let Err(e) = result {
+            *slot = None;
+            drop(slot);
             self.fail(&e);
-            self.index = None;
         }
     }
 

@@ -5,9 +5,10 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use accord_audit::query::{Filter, parse_time, query};
-use accord_audit::report::{accounting, audit_events, csv_line, validate_audit_event};
-use accord_audit::{AuditRecord, DecisionKind, Index};
+use accord_audit::query::{FilterText, parse_time, query};
+use accord_audit::report::table::{self, COLUMNS, row};
+use accord_audit::report::{accounting, audit_events, validate_audit_event};
+use accord_audit::{AuditRecord, Index};
 use anyhow::{Context as _, bail};
 use time::OffsetDateTime;
 
@@ -81,23 +82,18 @@ fn borrow(dir: &Path) -> anyhow::Result<accord_audit::index::Borrowed> {
 }
 
 pub fn run_query(dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
-    let now = OffsetDateTime::now_utc();
-    let decision = match args.decision.as_deref() {
-        Some(d) => Some(d.parse::<DecisionKind>().map_err(|()| {
-            anyhow::anyhow!("--decision must be permit, deny or refuse, not `{d}`")
-        })?),
-        None => None,
-    };
-    let filter = Filter {
+    let filter = FilterText {
         patient: args.patient,
         partner: args.partner,
         agreement: args.agreement,
         purpose: args.purpose,
-        decision,
-        since: time_arg(args.since.as_deref(), now)?,
-        until: time_arg(args.until.as_deref(), now)?,
+        decision: args.decision,
+        since: args.since,
+        until: args.until,
         limit: args.limit,
-    };
+    }
+    .parse(OffsetDateTime::now_utc())
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let index = borrow(dir)?;
     let started = Instant::now();
     let records = query(&index, &filter)?;
@@ -112,61 +108,13 @@ pub fn run_query(dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
         TableFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&records)?)?,
-        TableFormat::Csv => {
-            write!(out, "{}", csv_line(CSV_HEADER))?;
-            for r in &records {
-                let row = row(r);
-                write!(out, "{}", csv_line(row.iter().map(String::as_str)))?;
-            }
-        }
+        TableFormat::Csv => write!(out, "{}", table::to_csv(&records))?,
         TableFormat::Table => {
             print_table(&mut out, &records)?;
             eprintln!("{} records ({} ms)", records.len(), took.as_millis());
         }
     }
     Ok(())
-}
-
-const CSV_HEADER: [&str; 12] = [
-    "seq",
-    "time",
-    "partner",
-    "partner_name",
-    "purpose",
-    "decision",
-    "status",
-    "interaction",
-    "path",
-    "agreements",
-    "patients",
-    "request_id",
-];
-
-fn row(r: &AuditRecord) -> [String; 12] {
-    let time = r
-        .time
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let mut agreements: Vec<&str> = r.agreement_ids().collect();
-    agreements.dedup();
-    [
-        r.seq.to_string(),
-        time,
-        r.partner.clone().unwrap_or_default(),
-        r.partner_name.clone().unwrap_or_default(),
-        r.purpose.clone().unwrap_or_default(),
-        r.decision.as_str().to_owned(),
-        r.status.to_string(),
-        r.interaction.clone().unwrap_or_default(),
-        r.path.clone().unwrap_or_else(|| r.target.clone()),
-        agreements.join(" "),
-        r.patients
-            .iter()
-            .map(|p| p.patient.as_str())
-            .collect::<Vec<_>>()
-            .join(" "),
-        r.request_id.clone(),
-    ]
 }
 
 fn print_table(out: &mut impl std::io::Write, records: &[AuditRecord]) -> anyhow::Result<()> {
@@ -181,7 +129,7 @@ fn print_table(out: &mut impl std::io::Write, records: &[AuditRecord]) -> anyhow
         .collect();
     let header: Vec<String> = picks
         .iter()
-        .filter_map(|&i| CSV_HEADER.get(i).map(|s| s.to_uppercase()))
+        .filter_map(|&i| COLUMNS.get(i).map(|s| s.to_uppercase()))
         .collect();
     let mut widths: Vec<usize> = header.iter().map(String::len).collect();
     for row in &rows {
