@@ -125,6 +125,10 @@ pub struct Options {
     pub audit_on_full_disk: bool,
     /// Status of the partner `north-recovery` in partners.toml.
     pub north_recovery_status: &'static str,
+    /// More policy files, as (path under the policies directory, text).
+    pub extra_policies: Vec<(String, String)>,
+    /// More TOML lines for a partner's entry in partners.toml (partner, lines).
+    pub partner_lines: Vec<(&'static str, String)>,
 }
 
 /// A running gateway with its upstream, certificates and audit log.
@@ -154,6 +158,8 @@ impl Default for Options {
             upstream_url: None,
             audit_on_full_disk: false,
             north_recovery_status: "suspended",
+            extra_policies: Vec::new(),
+            partner_lines: Vec::new(),
         }
     }
 }
@@ -264,9 +270,21 @@ fn write_policies(dir: &Path, pki: &DevPki, options: &Options) -> PolicySet {
             "active"
         };
         partners.push_str(&format!(
-            "[[partner]]\nid = \"{name}\"\nname = \"{name}\"\nstatus = \"{status}\"\nspki_sha256 = [\"{}\"]\n\n",
+            "[[partner]]\nid = \"{name}\"\nname = \"{name}\"\nstatus = \"{status}\"\nspki_sha256 = [\"{}\"]\n",
             pki.clients[name].spki_sha256_hex
         ));
+        for (partner, lines) in &options.partner_lines {
+            if *partner == name {
+                partners.push_str(lines);
+                partners.push('\n');
+            }
+        }
+        partners.push('\n');
+    }
+    for (path, text) in &options.extra_policies {
+        let path = policies.join(path);
+        std::fs::create_dir_all(path.parent().expect("a file in a directory")).expect("dir");
+        std::fs::write(path, text).expect("extra policy file");
     }
     std::fs::write(policies.join("partners.toml"), partners).expect("partners.toml");
     for (name, text) in AGREEMENTS {

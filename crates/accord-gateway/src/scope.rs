@@ -10,8 +10,8 @@ use std::sync::Mutex;
 
 use accord_fhir::{InteractionKind, Purpose, ResourceType};
 use accord_policy::{
-    AccessRequest, CohortMembers, ConsentQuery, ConsentRule, Obligations, PartnerId, PolicySet,
-    ResourceFacts, ResourceVerdict,
+    AccessRequest, ConsentQuery, ConsentRule, Obligations, PartnerId, PolicySet, ResourceFacts,
+    ResourceVerdict,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -101,8 +101,8 @@ impl<'a> Scope<'a> {
     }
 
     /// Whether data of the patient with this id may be asked for: inside a
-    /// listed or Group cohort, and not opted out by consent. (Referral
-    /// cohorts are not resolved by the gateway yet; see `release`.)
+    /// listed or Group cohort, and not opted out by consent. A referral
+    /// cohort admits nobody until it is resolved.
     pub fn patient_in_reach(&self, patient_id: &str) -> bool {
         if self.obligations.is_none() {
             return true;
@@ -127,11 +127,16 @@ impl<'a> Scope<'a> {
             return true;
         };
         let reference = format!("Patient/{patient_id}");
-        let cohort = obligations
+        let Some(cohort) = obligations
             .cohort
             .as_ref()
-            .and_then(|c| self.policies.cohort(c));
-        cohort.and_then(|c| c.contains(&reference)) != Some(false)
+            .and_then(|c| self.policies.cohort(c))
+        else {
+            return true;
+        };
+        // A referral cohort's membership lives upstream; until it is
+        // resolved for this patient, the patient is outside (fail closed).
+        cohort.contains(&reference).unwrap_or(false)
     }
 
     /// The policy's verdict on one resource of patient data belonging to
@@ -144,16 +149,8 @@ impl<'a> Scope<'a> {
         // The compartment table finds patients on every path R4 defines,
         // more than the policy's own reader looks at.
         facts.patients = patients.iter().map(|p| format!("Patient/{p}")).collect();
-        let referral_cohort = obligations
-            .cohort
-            .as_ref()
-            .and_then(|c| self.policies.cohort(c))
-            .is_some_and(|c| matches!(c.members, CohortMembers::Referral { .. }));
-        if referral_cohort {
-            // GAP: the gateway does not resolve referral cohorts yet; the
-            // rest of the checks (consent, sensitivity, redaction) still run.
-            facts.in_referral_cohort = Some(true);
-        }
+        // Referral cohorts are not resolved yet: `in_referral_cohort` stays
+        // `None`, which the policy answers by withholding (fail closed).
         self.policies
             .check_resource(obligations, &facts, self.policies.consents(), self.at)
     }
