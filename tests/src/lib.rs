@@ -129,6 +129,9 @@ pub struct Options {
     pub extra_policies: Vec<(String, String)>,
     /// More TOML lines for a partner's entry in partners.toml (partner, lines).
     pub partner_lines: Vec<(&'static str, String)>,
+    /// The gateway's state directory (volume-cap counters); default: one
+    /// inside the harness's temporary directory.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// A running gateway with its upstream, certificates and audit log.
@@ -160,6 +163,7 @@ impl Default for Options {
             north_recovery_status: "suspended",
             extra_policies: Vec::new(),
             partner_lines: Vec::new(),
+            state_dir: None,
         }
     }
 }
@@ -209,6 +213,12 @@ impl Harness {
                 client_ca: pki_dir.join("ca.pem"),
             },
             limits: options.limits.clone(),
+            state_dir: Some(
+                options
+                    .state_dir
+                    .clone()
+                    .unwrap_or_else(|| dir.path().join("state")),
+            ),
             ..GatewayConfig::default()
         };
         let gateway = GatewayServer::start(&config, policies, Arc::new(audit))

@@ -38,7 +38,7 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
             (DecisionKind::Refuse, format!("refuse: {why}"), None)
         }
     };
-    let rules = ctx
+    let mut rules: Vec<String> = ctx
         .decision
         .as_ref()
         .and_then(Decision::obligations)
@@ -49,6 +49,15 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
                 .collect()
         })
         .unwrap_or_default();
+    // A volume cap turns the permit into a denial, naming the cap.
+    let (decision, rule) = match &ctx.cap {
+        Some(cap) => {
+            let rule = format!("cap: {cap}");
+            rules.push(rule.clone());
+            (DecisionKind::Deny, rule)
+        }
+        None => (decision, rule),
+    };
     let (path, query) = match ctx.target.split_once('?') {
         Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
         None => (ctx.target.clone(), None),

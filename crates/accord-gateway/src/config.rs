@@ -29,6 +29,10 @@ pub struct GatewayConfig {
     pub upstream_ca: Option<PathBuf>,
     pub tls: TlsFiles,
     pub limits: Limits,
+    /// Directory for the gateway's own state (volume-cap counters, sled).
+    /// `accord serve` defaults it to `<audit dir>/gateway-state`; without
+    /// one, counters are kept in memory and a restart resets them.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// PEM files for the partner-facing listener.
@@ -79,6 +83,7 @@ impl Default for GatewayConfig {
             upstream_ca: None,
             tls: TlsFiles::default(),
             limits: Limits::default(),
+            state_dir: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod caps;
 pub mod config;
 pub mod context;
 pub mod decide;
@@ -22,6 +23,7 @@ pub mod narrow;
 pub mod parse;
 pub mod pipeline;
 pub mod policy_store;
+pub mod referral;
 pub mod respond;
 pub mod scope;
 pub mod server;

@@ -4,13 +4,14 @@
 //! As in pingora, the audit phase runs on every exit, refusals and errors
 //! included; nothing is sent before its record is durable.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use accord_audit::AuditSink;
 use accord_fhir::{BaseRewrite, FhirRequest, Interaction, InteractionKind};
-use accord_policy::SpkiPin;
+use accord_policy::{Caps, Decision, PartnerId, Permit, PolicySet, SpkiPin};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response, StatusCode, header};
@@ -20,6 +21,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::audit;
+use crate::caps::{CapExceeded, CapKey, CapKind, VolumeCaps};
 use crate::config::Limits;
 use crate::context::RequestContext;
 use crate::decide::{Refusal, decide, denial};
@@ -27,9 +29,10 @@ use crate::error::GatewayError;
 use crate::filter::{Checks, Releasable, ReleaseReport, empty_searchset, filter, gateway_made};
 use crate::forward::Upstream;
 use crate::identify::identify;
-use crate::narrow::{Narrowing, narrow};
+use crate::narrow::{Narrowing, named_patients, narrow};
 use crate::parse::{parse_purpose, parse_request};
 use crate::policy_store::PolicyStore;
+use crate::referral::{MAX_PATIENTS_PER_REQUEST, ReferralResolver, patients_in_response};
 use crate::respond::{Outcome, respond};
 use crate::scope::Scope;
 use crate::write::prepare_write;
@@ -54,6 +57,8 @@ pub struct Gateway {
     pub(crate) rewrite: BaseRewrite,
     pub(crate) limits: Limits,
     pub(crate) random: SystemRandom,
+    pub(crate) referrals: ReferralResolver,
+    pub(crate) caps: Arc<VolumeCaps>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -100,6 +105,7 @@ impl Gateway {
             partner_name: None,
             policy_version: None,
             bytes: 0,
+            cap: None,
         };
         let outcome = match self.run(&mut ctx, request).await {
             Ok(released) => Outcome::Release(released),
@@ -173,9 +179,24 @@ impl Gateway {
             }
         }
 
-        // narrow
+        // count: the grant's daily volume caps
+        let cap_key = ctx.decision.as_ref().and_then(cap_key);
         let obligations = ctx.decision.as_ref().and_then(|d| d.obligations()).cloned();
+        let caps = obligations.as_ref().map(|o| o.caps).unwrap_or_default();
+        if let Some(key) = &cap_key {
+            self.caps
+                .admit_request(key, &caps, now)
+                .map_err(|exceeded| self.throttle(ctx, key, exceeded))?;
+            self.observe_caps(key, &caps, now);
+        }
+
+        // narrow
         let scope = Scope::new(&policies, &partner, &purpose, now, obligations.as_ref());
+        let referral_parties = scope.referral_parties();
+        if let Some(parties) = &referral_parties {
+            self.resolve_referrals(&scope, &policies, parties, named_patients(&fhir), ctx)
+                .await?;
+        }
         if narrow(&mut fhir, &scope)? == Narrowing::NoMatch {
             let updated = now.format(&Rfc3339).unwrap_or_default();
             return gateway_made(
@@ -197,18 +218,93 @@ impl Gateway {
             .await?;
 
         // filter
+        if let Some(parties) = &referral_parties {
+            let patients = patients_in_response(&upstream.body);
+            self.resolve_referrals(&scope, &policies, parties, patients, ctx)
+                .await?;
+        }
         let checks = match fhir.interaction {
             Interaction::Capabilities => Checks::Capabilities(&scope),
             Interaction::Create { .. } | Interaction::Update { .. } => Checks::Written(&scope),
             _ => Checks::Resources(&scope),
         };
-        filter(
+        let released = filter(
             upstream,
             &checks,
             &self.rewrite,
             &self_link,
             &mut ctx.report,
-        )
+        )?;
+        if let Some(key) = &cap_key {
+            self.caps
+                .take_resources(key, &caps, u64::from(ctx.report.released), now)
+                .map_err(|exceeded| self.throttle(ctx, key, exceeded))?;
+            self.observe_caps(key, &caps, now);
+        }
+        Ok(released)
+    }
+
+    /// The refusal for a used-up cap; the audit record names the cap.
+    fn throttle(
+        &self,
+        ctx: &mut RequestContext,
+        key: &CapKey,
+        exceeded: CapExceeded,
+    ) -> GatewayError {
+        ctx.cap = Some(format!(
+            "{} = {} of agreement `{}` for `{}`",
+            exceeded.kind.as_str(),
+            exceeded.limit,
+            key.agreement,
+            key.partner
+        ));
+        GatewayError::throttled(exceeded.to_string(), exceeded.retry_after)
+    }
+
+    fn observe_caps(&self, key: &CapKey, caps: &Caps, now: OffsetDateTime) {
+        for (kind, limit) in [
+            (CapKind::Requests, caps.requests_per_day),
+            (CapKind::Resources, caps.resources_per_day),
+        ] {
+            if let Some(limit) = limit {
+                let used = self.caps.used(key, kind, now);
+                self.metrics.cap_usage(key, kind, used, limit);
+            }
+        }
+    }
+
+    /// Resolves referral-cohort membership of `patients` into `scope`. At
+    /// most [`MAX_PATIENTS_PER_REQUEST`] are looked up; the rest stay
+    /// unresolved, so their data is withheld. An upstream failure fails the
+    /// request: nothing is released.
+    async fn resolve_referrals(
+        &self,
+        scope: &Scope<'_>,
+        policies: &PolicySet,
+        parties: &BTreeSet<PartnerId>,
+        patients: BTreeSet<String>,
+        ctx: &RequestContext,
+    ) -> Result<(), GatewayError> {
+        let unresolved: BTreeSet<String> = scope
+            .unresolved_referrals(patients)
+            .into_iter()
+            .take(MAX_PATIENTS_PER_REQUEST)
+            .collect();
+        if unresolved.is_empty() {
+            return Ok(());
+        }
+        let answers = self
+            .referrals
+            .resolve(
+                &self.upstream,
+                policies,
+                parties,
+                &unresolved,
+                &ctx.request_id,
+            )
+            .await?;
+        scope.learn_referrals(answers);
+        Ok(())
     }
 
     /// The answer for a patient who has no data: an empty searchset for a
@@ -299,4 +395,21 @@ impl Gateway {
         }
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// Whose volume counters a permit spends: its agreement's, for this
+/// recipient; `None` when the grant has no caps.
+fn cap_key(decision: &Decision) -> Option<CapKey> {
+    let Decision::Permit(Permit::Grant { agreement, .. }) = decision else {
+        return None;
+    };
+    let obligations = decision.obligations()?;
+    let caps = obligations.caps;
+    if caps.requests_per_day.is_none() && caps.resources_per_day.is_none() {
+        return None;
+    }
+    Some(CapKey {
+        agreement: agreement.to_string(),
+        partner: obligations.partner.to_string(),
+    })
 }

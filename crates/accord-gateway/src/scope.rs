@@ -5,13 +5,13 @@
 //! questions — may this partner read this type, is this patient within
 //! reach — so they share one [`Scope`] and cannot disagree.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use accord_fhir::{InteractionKind, Purpose, ResourceType};
 use accord_policy::{
-    AccessRequest, ConsentQuery, ConsentRule, Obligations, PartnerId, PolicySet, ResourceFacts,
-    ResourceVerdict,
+    AccessRequest, CohortMembers, ConsentQuery, ConsentRule, Obligations, PartnerId, PolicySet,
+    ResourceFacts, ResourceVerdict,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -28,6 +28,9 @@ pub struct Scope<'a> {
     // A Mutex, not a RefCell: the scope lives across the upstream await,
     // so it must be Sync for the request future to be Send.
     permitted: Mutex<HashMap<(InteractionKind, ResourceType), bool>>,
+    /// Referral-cohort membership resolved for this request (patient id →
+    /// member); a patient not in here is outside.
+    referral_members: Mutex<HashMap<String, bool>>,
 }
 
 // === impl Scope ===
@@ -47,6 +50,7 @@ impl<'a> Scope<'a> {
             at,
             obligations,
             permitted: Mutex::new(HashMap::new()),
+            referral_members: Mutex::new(HashMap::new()),
         }
     }
 
@@ -134,9 +138,51 @@ impl<'a> Scope<'a> {
         else {
             return true;
         };
-        // A referral cohort's membership lives upstream; until it is
-        // resolved for this patient, the patient is outside (fail closed).
-        cohort.contains(&reference).unwrap_or(false)
+        match &cohort.members {
+            // Membership lives upstream; a patient not resolved for this
+            // request is outside (fail closed).
+            CohortMembers::Referral { .. } => self.referral_member(patient_id) == Some(true),
+            _ => cohort.contains(&reference).unwrap_or(false),
+        }
+    }
+
+    /// The parties of the grant's referral cohort, when it has one: the
+    /// pipeline resolves membership before narrowing and filtering.
+    pub fn referral_parties(&self) -> Option<BTreeSet<PartnerId>> {
+        let cohort = self
+            .obligations?
+            .cohort
+            .as_ref()
+            .and_then(|c| self.policies.cohort(c))?;
+        match &cohort.members {
+            CohortMembers::Referral { between } => Some(between.clone()),
+            _ => None,
+        }
+    }
+
+    /// Of `patients`, those whose referral membership is not known yet.
+    pub fn unresolved_referrals(&self, patients: BTreeSet<String>) -> BTreeSet<String> {
+        let Ok(known) = self.referral_members.lock() else {
+            return patients;
+        };
+        patients
+            .into_iter()
+            .filter(|p| !known.contains_key(p))
+            .collect()
+    }
+
+    /// Records resolved referral-cohort membership.
+    pub fn learn_referrals(&self, answers: HashMap<String, bool>) {
+        if let Ok(mut known) = self.referral_members.lock() {
+            known.extend(answers);
+        }
+    }
+
+    fn referral_member(&self, patient_id: &str) -> Option<bool> {
+        self.referral_members
+            .lock()
+            .ok()
+            .and_then(|known| known.get(patient_id).copied())
     }
 
     /// The policy's verdict on one resource of patient data belonging to
@@ -149,8 +195,14 @@ impl<'a> Scope<'a> {
         // The compartment table finds patients on every path R4 defines,
         // more than the policy's own reader looks at.
         facts.patients = patients.iter().map(|p| format!("Patient/{p}")).collect();
-        // Referral cohorts are not resolved yet: `in_referral_cohort` stays
-        // `None`, which the policy answers by withholding (fail closed).
+        if self.referral_parties().is_some() {
+            // Every patient must be a resolved member; one unresolved
+            // patient leaves the answer unknown, which withholds.
+            let answers: Option<Vec<bool>> =
+                patients.iter().map(|p| self.referral_member(p)).collect();
+            facts.in_referral_cohort =
+                answers.map(|a| !a.is_empty() && a.iter().all(|member| *member));
+        }
         self.policies
             .check_resource(obligations, &facts, self.policies.consents(), self.at)
     }

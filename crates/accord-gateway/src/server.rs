@@ -43,6 +43,8 @@ pub enum StartError {
     Upstream(#[from] UpstreamConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error(transparent)]
+    Caps(#[from] crate::caps::CapsStoreError),
 }
 
 /// A running gateway.
@@ -77,6 +79,7 @@ impl GatewayServer {
             config.limits.max_upstream_body_bytes,
         )?
         .with_metrics(Arc::clone(&metrics));
+        let caps = Arc::new(crate::caps::VolumeCaps::open(config.state_dir.as_deref())?);
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -103,6 +106,8 @@ impl GatewayServer {
             base_path: config.normalized_base_path(),
             limits: config.limits.clone(),
             random: SystemRandom::new(),
+            referrals: crate::referral::ReferralResolver::default(),
+            caps: Arc::clone(&caps),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(
