@@ -26,6 +26,7 @@ use crate::config::Limits;
 use crate::context::RequestContext;
 use crate::decide::{Refusal, decide, denial};
 use crate::error::GatewayError;
+use crate::filter::redisclosure::attach_notice;
 use crate::filter::{Checks, Releasable, ReleaseReport, empty_searchset, filter, gateway_made};
 use crate::forward::Upstream;
 use crate::identify::identify;
@@ -235,6 +236,7 @@ impl Gateway {
             &self_link,
             &mut ctx.report,
         )?;
+        let released = attach_notice(released, &scope)?;
         if let Some(key) = &cap_key {
             self.caps
                 .take_resources(key, &caps, u64::from(ctx.report.released), now)

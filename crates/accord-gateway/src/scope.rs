@@ -7,13 +7,16 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use accord_fhir::{InteractionKind, Purpose, ResourceType};
 use accord_policy::{
-    AccessRequest, CohortMembers, ConsentQuery, ConsentRule, Obligations, PartnerId, PolicySet,
-    ResourceFacts, ResourceVerdict,
+    AccessRequest, Coding, CohortMembers, ConsentQuery, ConsentRule, Obligations, PartnerId,
+    PolicySet, ResourceFacts, ResourceVerdict,
 };
 use serde_json::Value;
+
+use crate::filter::redisclosure::{ACT_CODE, PART2_POLICY};
 use time::OffsetDateTime;
 
 /// The reach of one permitted request.
@@ -31,6 +34,9 @@ pub struct Scope<'a> {
     /// Referral-cohort membership resolved for this request (patient id →
     /// member); a patient not in here is outside.
     referral_members: Mutex<HashMap<String, bool>>,
+    /// Whether a resource in a 42 CFR Part 2 category was released (the
+    /// §2.32 notice must go with the response).
+    part2_released: AtomicBool,
 }
 
 // === impl Scope ===
@@ -51,6 +57,7 @@ impl<'a> Scope<'a> {
             obligations,
             permitted: Mutex::new(HashMap::new()),
             referral_members: Mutex::new(HashMap::new()),
+            part2_released: AtomicBool::new(false),
         }
     }
 
@@ -203,7 +210,43 @@ impl<'a> Scope<'a> {
             facts.in_referral_cohort =
                 answers.map(|a| !a.is_empty() && a.iter().all(|member| *member));
         }
+        let verdict =
+            self.policies
+                .check_resource(obligations, &facts, self.policies.consents(), self.at);
+        // Part 2 data can only be released under a grant naming sensitive
+        // categories; only then is it worth looking.
+        if !matches!(verdict, ResourceVerdict::Withhold(_))
+            && !obligations.sensitive_allowed.is_empty()
+            && self.is_part2(resource)
+        {
+            self.part2_released.store(true, Ordering::Relaxed);
+        }
+        verdict
+    }
+
+    /// Whether `resource` is 42 CFR Part 2 data: labelled `42CFRPart2`, or
+    /// in a Part 2 category of the policy (the category `part2`, or one
+    /// defined by the `ETH` label) by its codes or labels.
+    pub fn is_part2(&self, resource: &Value) -> bool {
+        let facts = ResourceFacts::from_json(resource);
+        let act_code = |label: &Coding, code: &str| label.system == ACT_CODE && label.code == code;
+        if facts
+            .security_labels
+            .iter()
+            .any(|l| act_code(l, PART2_POLICY))
+        {
+            return true;
+        }
         self.policies
-            .check_resource(obligations, &facts, self.policies.consents(), self.at)
+            .categories()
+            .filter(|c| {
+                c.id.as_str() == "part2" || c.security_labels.iter().any(|l| act_code(l, "ETH"))
+            })
+            .any(|c| c.matches(&facts.codes, &facts.security_labels))
+    }
+
+    /// Whether the filter released Part 2 data in this response.
+    pub fn part2_released(&self) -> bool {
+        self.part2_released.load(Ordering::Relaxed)
     }
 }
