@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod batch;
 pub mod caps;
 pub mod config;
 pub mod context;

@@ -5,7 +5,9 @@
 //! included; nothing is sent before its record is durable.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +23,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::audit;
+use crate::batch::{self, BundleKind, EntryRequest};
 use crate::caps::{CapExceeded, CapKey, CapKind, VolumeCaps};
 use crate::config::Limits;
 use crate::context::RequestContext;
@@ -39,6 +42,8 @@ use crate::scope::Scope;
 use crate::write::prepare_write;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A Bundle entry's outcome; the outer `Err` is an audit failure.
+type EntryResult = Result<Result<Releasable, GatewayError>, GatewayError>;
 
 /// What the gateway knows about a connection once TLS is up.
 #[derive(Debug, Clone)]
@@ -108,7 +113,7 @@ impl Gateway {
             bytes: 0,
             cap: None,
         };
-        let outcome = match self.run(&mut ctx, request).await {
+        let outcome = match self.run(&mut ctx, request, None).await {
             Ok(released) => Outcome::Release(released),
             Err(error) => {
                 ctx.error_source = Some(error.source);
@@ -135,10 +140,14 @@ impl Gateway {
         response
     }
 
+    /// The phases for one request. With `check_only`, stops after the
+    /// write checks and hands back the request as it would be forwarded
+    /// (transaction entries are all checked before any is sent).
     async fn run<B>(
         &self,
         ctx: &mut RequestContext,
         request: Request<B>,
+        check_only: Option<&mut Option<(FhirRequest, Bytes)>>,
     ) -> Result<Releasable, GatewayError>
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -165,6 +174,14 @@ impl Gateway {
         ctx.resource_type = fhir.resource_type();
         let purpose = parse_purpose(&parts.headers)?;
         ctx.purpose = Some(purpose.clone());
+        if fhir.interaction == Interaction::BatchOrTransaction {
+            if check_only.is_some() {
+                return Err(GatewayError::bad_request(
+                    "a Bundle entry cannot be another batch or transaction",
+                ));
+            }
+            return self.run_bundle(ctx, &parts, &body).await;
+        }
 
         // decide
         let now = OffsetDateTime::now_utc();
@@ -206,6 +223,14 @@ impl Gateway {
             );
         }
         let body = prepare_write(&fhir, body, &scope, &partner)?;
+        if let Some(slot) = check_only {
+            *slot = Some((fhir, body));
+            return Ok(Releasable {
+                status: StatusCode::OK,
+                headers: http::HeaderMap::new(),
+                body: Bytes::new(),
+            });
+        }
 
         // forward
         let upstream = self
@@ -244,6 +269,130 @@ impl Gateway {
             self.observe_caps(key, &caps, now);
         }
         Ok(released)
+    }
+
+    /// A batch or transaction Bundle: every entry decided (and audited) as
+    /// a request of its own; see `batch.rs`.
+    async fn run_bundle(
+        &self,
+        ctx: &mut RequestContext,
+        parts: &Parts,
+        body: &Bytes,
+    ) -> Result<Releasable, GatewayError> {
+        let bundle = batch::parse_bundle(body)?;
+        match bundle.kind {
+            BundleKind::Batch => {
+                let mut results = Vec::new();
+                for (index, entry) in bundle.entries.iter().enumerate() {
+                    results.push(self.run_entry(ctx, parts, index, entry, None).await?);
+                }
+                gateway_made(StatusCode::OK, &batch::batch_response(&results))
+            }
+            BundleKind::Transaction => {
+                let mut prepared = Vec::new();
+                let mut refused = Vec::new();
+                for (index, entry) in bundle.entries.iter().enumerate() {
+                    if let Some(error) = batch::transaction_entry_refusal(entry) {
+                        refused.push((index, error));
+                        continue;
+                    }
+                    let mut slot = None;
+                    match self
+                        .run_entry(ctx, parts, index, entry, Some(&mut slot))
+                        .await?
+                    {
+                        Ok(_) => prepared.extend(slot),
+                        Err(error) => refused.push((index, error)),
+                    }
+                }
+                if !refused.is_empty() {
+                    return Err(batch::transaction_refusal(&refused));
+                }
+                let request = FhirRequest {
+                    method: accord_fhir::Method::Post,
+                    interaction: Interaction::BatchOrTransaction,
+                    params: accord_fhir::SearchParams::default(),
+                };
+                let upstream = self
+                    .upstream
+                    .send(
+                        &request,
+                        batch::transaction_bundle(&prepared)?,
+                        None,
+                        &ctx.request_id,
+                    )
+                    .await?;
+                gateway_made(
+                    StatusCode::OK,
+                    &batch::filter_transaction_response(upstream, &self.rewrite)?,
+                )
+            }
+        }
+    }
+
+    /// Runs one Bundle entry as a request of its own, and audits it. `Err`
+    /// only when its audit record cannot be written (then nothing of the
+    /// Bundle is released); the entry's own refusal is the inner `Err`.
+    fn run_entry<'s>(
+        &'s self,
+        outer: &'s RequestContext,
+        parts: &'s Parts,
+        index: usize,
+        entry: &'s EntryRequest,
+        check_only: Option<&'s mut Option<(FhirRequest, Bytes)>>,
+    ) -> Pin<Box<dyn Future<Output = EntryResult> + Send + 's>> {
+        Box::pin(async move {
+            let target = format!("{}/{}", self.base_path, entry.url);
+            let mut ctx = RequestContext {
+                request_id: format!("{}-{index}", outer.request_id),
+                started: Instant::now(),
+                peer: outer.peer,
+                method: entry.method.to_string(),
+                target: target.clone(),
+                client_pin: outer.client_pin.clone(),
+                partner: None,
+                purpose: None,
+                interaction: None,
+                resource_type: None,
+                decision: None,
+                error_source: None,
+                refusal: None,
+                report: ReleaseReport::default(),
+                partner_name: None,
+                policy_version: None,
+                bytes: 0,
+                cap: None,
+            };
+            let mut builder = Request::builder().method(entry.method.clone()).uri(&target);
+            for name in [crate::parse::PURPOSE_HEADER, header::ACCEPT.as_str()] {
+                for value in parts.headers.get_all(name) {
+                    builder = builder.header(name, value);
+                }
+            }
+            if !entry.body.is_empty() {
+                builder = builder.header(header::CONTENT_TYPE, "application/fhir+json");
+            }
+            let result = match builder.body(Full::new(entry.body.clone())) {
+                Ok(request) => self.run(&mut ctx, request, check_only).await,
+                Err(_) => Err(GatewayError::bad_request(format!(
+                    "Bundle.entry[{index}]: `request.url` is not a valid URL"
+                ))),
+            };
+            let status = match &result {
+                Ok(released) => {
+                    ctx.bytes = released.body.len() as u64;
+                    released.status
+                }
+                Err(error) => {
+                    ctx.error_source = Some(error.source);
+                    ctx.refusal = Some(error.message.clone());
+                    error.status
+                }
+            };
+            let record = audit::record(&ctx, status, OffsetDateTime::now_utc());
+            audit::append(&self.audit, record).await?;
+            Ok(result)
+        })
     }
 
     /// The refusal for a used-up cap; the audit record names the cap.
