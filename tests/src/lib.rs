@@ -127,6 +127,13 @@ pub struct Options {
     pub north_recovery_status: &'static str,
     /// Pull Consents from the upstream (`[gateway.consent_feed]`).
     pub consent_feed: ConsentFeedConfig,
+    /// More policy files, as (path under the policies directory, text).
+    pub extra_policies: Vec<(String, String)>,
+    /// More TOML lines for a partner's entry in partners.toml (partner, lines).
+    pub partner_lines: Vec<(&'static str, String)>,
+    /// The gateway's state directory (volume-cap counters); default: one
+    /// inside the harness's temporary directory.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// A running gateway with its upstream, certificates and audit log.
@@ -159,6 +166,9 @@ impl Default for Options {
             audit_on_full_disk: false,
             north_recovery_status: "suspended",
             consent_feed: ConsentFeedConfig::default(),
+            extra_policies: Vec::new(),
+            partner_lines: Vec::new(),
+            state_dir: None,
         }
     }
 }
@@ -210,6 +220,12 @@ impl Harness {
             },
             limits: options.limits.clone(),
             consent_feed: options.consent_feed.clone(),
+            state_dir: Some(
+                options
+                    .state_dir
+                    .clone()
+                    .unwrap_or_else(|| dir.path().join("state")),
+            ),
             ..GatewayConfig::default()
         };
         let gateway = GatewayServer::start(&config, policies, audit.clone())
@@ -272,9 +288,21 @@ fn write_policies(dir: &Path, pki: &DevPki, options: &Options) -> PolicySet {
             "active"
         };
         partners.push_str(&format!(
-            "[[partner]]\nid = \"{name}\"\nname = \"{name}\"\nstatus = \"{status}\"\nspki_sha256 = [\"{}\"]\n\n",
+            "[[partner]]\nid = \"{name}\"\nname = \"{name}\"\nstatus = \"{status}\"\nspki_sha256 = [\"{}\"]\n",
             pki.clients[name].spki_sha256_hex
         ));
+        for (partner, lines) in &options.partner_lines {
+            if *partner == name {
+                partners.push_str(lines);
+                partners.push('\n');
+            }
+        }
+        partners.push('\n');
+    }
+    for (path, text) in &options.extra_policies {
+        let path = policies.join(path);
+        std::fs::create_dir_all(path.parent().expect("a file in a directory")).expect("dir");
+        std::fs::write(path, text).expect("extra policy file");
     }
     std::fs::write(policies.join("partners.toml"), partners).expect("partners.toml");
     for (name, text) in AGREEMENTS {

@@ -52,6 +52,11 @@ pub async fn run(
         );
     }
     let audit = Arc::new(audit);
+    if config.gateway.state_dir.is_none() {
+        // Volume-cap counters must survive a restart: keep them beside the
+        // audit log unless configured elsewhere.
+        config.gateway.state_dir = Some(config.audit.dir.join("gateway-state"));
+    }
     let server = GatewayServer::start(&config.gateway, policies, audit.clone()).await?;
     println!(
         "accord: serving {} on {} (upstream {})",

@@ -6,6 +6,7 @@ use accord_audit::{
     AgreementRef, AuditRecord, AuditSink, DecisionKind, PatientRelease, RECORD_SCHEMA_VERSION,
     Receipt, TypeCounts,
 };
+use accord_fhir::InteractionKind;
 use accord_policy::{Decision, Permit};
 use http::StatusCode;
 use time::OffsetDateTime;
@@ -33,12 +34,19 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
             (DecisionKind::Permit, decision.rule(), agreement)
         }
         Some(decision @ Decision::Deny(_)) => (DecisionKind::Deny, decision.rule(), None),
+        // A batch or transaction has no decision of its own: each entry
+        // was decided and audited under `<request id>-<index>`.
+        None if ctx.interaction == Some(InteractionKind::Batch) && status.is_success() => (
+            DecisionKind::Permit,
+            "bundle: every entry decided and audited on its own".to_owned(),
+            None,
+        ),
         None => {
             let why = ctx.refusal.as_deref().unwrap_or("no decision was reached");
             (DecisionKind::Refuse, format!("refuse: {why}"), None)
         }
     };
-    let rules = ctx
+    let mut rules: Vec<String> = ctx
         .decision
         .as_ref()
         .and_then(Decision::obligations)
@@ -49,6 +57,15 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
                 .collect()
         })
         .unwrap_or_default();
+    // A volume cap turns the permit into a denial, naming the cap.
+    let (decision, rule) = match &ctx.cap {
+        Some(cap) => {
+            let rule = format!("cap: {cap}");
+            rules.push(rule.clone());
+            (DecisionKind::Deny, rule)
+        }
+        None => (decision, rule),
+    };
     let (path, query) = match ctx.target.split_once('?') {
         Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
         None => (ctx.target.clone(), None),

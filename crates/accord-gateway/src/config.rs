@@ -33,6 +33,10 @@ pub struct GatewayConfig {
     pub limits: Limits,
     /// Patients' Consent resources pulled from the upstream server.
     pub consent_feed: ConsentFeedConfig,
+    /// Directory for the gateway's own state (volume-cap counters, sled).
+    /// `accord serve` defaults it to `<audit dir>/gateway-state`; without
+    /// one, counters are kept in memory and a restart resets them.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// PEM files for the partner-facing listener.
@@ -84,6 +88,7 @@ impl Default for GatewayConfig {
             tls: TlsFiles::default(),
             limits: Limits::default(),
             consent_feed: ConsentFeedConfig::default(),
+            state_dir: None,
         }
     }
 }

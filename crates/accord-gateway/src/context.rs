@@ -35,4 +35,6 @@ pub struct RequestContext {
     pub policy_version: Option<String>,
     /// Bytes of the body released.
     pub bytes: u64,
+    /// The volume cap that refused the request, in words (a denial).
+    pub cap: Option<String>,
 }

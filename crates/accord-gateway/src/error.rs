@@ -27,6 +27,8 @@ pub struct GatewayError {
     /// Further problems, each about one element (`(path, message)`): what
     /// a partner needs to fix an invalid body.
     pub details: Vec<(String, String)>,
+    /// Seconds the partner should wait (`Retry-After`), for 429s.
+    pub retry_after: Option<u64>,
 }
 
 // === impl ErrorSource ===
@@ -56,7 +58,20 @@ impl GatewayError {
             issue,
             message: message.into(),
             details: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// A volume cap of the partner's agreement is used up for today.
+    pub fn throttled(message: impl Into<String>, retry_after: u64) -> Self {
+        let mut error = Self::new(
+            ErrorSource::Partner,
+            StatusCode::TOO_MANY_REQUESTS,
+            IssueType::Throttled,
+            message,
+        );
+        error.retry_after = Some(retry_after);
+        error
     }
 
     // --- the partner's fault ---

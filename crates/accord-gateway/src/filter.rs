@@ -15,6 +15,7 @@ use crate::scope::Scope;
 mod bundle;
 mod capabilities;
 mod redact;
+pub mod redisclosure;
 mod report;
 mod verdict;
 

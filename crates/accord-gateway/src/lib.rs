@@ -10,6 +10,8 @@
 
 pub mod admin;
 pub mod audit;
+pub mod batch;
+pub mod caps;
 pub mod config;
 pub mod consent_feed;
 pub mod context;
@@ -23,6 +25,7 @@ pub mod narrow;
 pub mod parse;
 pub mod pipeline;
 pub mod policy_store;
+pub mod referral;
 pub mod respond;
 pub mod scope;
 pub mod server;

@@ -18,6 +18,7 @@ use accord_audit::{AuditError, AuditRecord, AuditSink, Receipt};
 use accord_policy::{Decision, PolicySet};
 use http::StatusCode;
 
+use crate::caps::{CapKey, CapKind};
 use crate::context::RequestContext;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
@@ -65,6 +66,8 @@ struct Inner {
     policy_version: String,
     agreements: usize,
     partners: usize,
+    /// (agreement, partner, cap kind) → (used today, daily limit).
+    caps: BTreeMap<(String, String, &'static str), (u64, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -271,7 +274,43 @@ impl Metrics {
             inner.agreements,
             inner.partners
         );
+        header(
+            &mut out,
+            "accord_cap_used",
+            "gauge",
+            "volume counted today (UTC) against a grant's daily cap, by agreement, partner and kind",
+        );
+        for ((agreement, partner, kind), (used, _)) in &inner.caps {
+            let _ = writeln!(
+                out,
+                "accord_cap_used{{agreement=\"{}\",partner=\"{}\",kind=\"{kind}\"}} {used}",
+                escape(agreement),
+                escape(partner)
+            );
+        }
+        header(
+            &mut out,
+            "accord_cap_limit",
+            "gauge",
+            "a grant's daily volume cap, by agreement, partner and kind",
+        );
+        for ((agreement, partner, kind), (_, limit)) in &inner.caps {
+            let _ = writeln!(
+                out,
+                "accord_cap_limit{{agreement=\"{}\",partner=\"{}\",kind=\"{kind}\"}} {limit}",
+                escape(agreement),
+                escape(partner)
+            );
+        }
         out
+    }
+
+    /// Records a cap counter after it changed (or was checked).
+    pub fn cap_usage(&self, key: &CapKey, kind: CapKind, used: u64, limit: u64) {
+        self.lock().caps.insert(
+            (key.agreement.clone(), key.partner.clone(), kind.as_str()),
+            (used, limit),
+        );
     }
 }
 
@@ -287,6 +326,7 @@ impl Inner {
             policy_version: self.policy_version.clone(),
             agreements: self.agreements,
             partners: self.partners,
+            caps: self.caps.clone(),
         }
     }
 }

@@ -5,6 +5,8 @@
 //! comma lists, modifiers, absolute or versioned references — has been
 //! parsed into one `SearchParams` by now, so it is checked in one place.
 
+use std::collections::BTreeSet;
+
 use accord_fhir::compartment::{is_patient_data, patient_id_of_reference, patient_search_params};
 use accord_fhir::request::{base_name, modifier};
 use accord_fhir::{FhirRequest, Interaction, OperationTarget, ResourceId, ResourceType};
@@ -108,6 +110,12 @@ fn narrow_search(
             "name a patient (e.g. `{ty}?patient=Patient/123`): no agreement allows searches across all patients"
         )));
     }
+    if !named_patient && scope.referral_parties().is_some() {
+        // The cohort's members are only known patient by patient.
+        return Err(GatewayError::forbidden(format!(
+            "name a patient (e.g. `{ty}?patient=Patient/123`): the agreement's cohort is patients with a referral, resolved one patient at a time"
+        )));
+    }
     Ok(if out_of_reach {
         Narrowing::NoMatch
     } else {
@@ -187,6 +195,38 @@ fn check_include(
         Some(_) => refuse("no agreement lets you read the included type"),
         None => refuse("name the included type (`Type:parameter:TargetType`)"),
     }
+}
+
+/// The patients (logical ids) a request names before it is forwarded: the
+/// patient parameters of a type search and the target of `Patient/$everything`.
+/// Values that are not Patient references are ignored here (narrowing
+/// refuses them).
+pub fn named_patients(request: &FhirRequest) -> BTreeSet<String> {
+    let mut named = BTreeSet::new();
+    match &request.interaction {
+        Interaction::SearchType { ty } => {
+            let params = patient_params(*ty);
+            for (name, value) in request.params.iter() {
+                if !params.contains(&base_name(name)) {
+                    continue;
+                }
+                named.extend(
+                    value
+                        .split(',')
+                        .filter_map(patient_value)
+                        .map(str::to_owned),
+                );
+            }
+        }
+        Interaction::Operation {
+            target: OperationTarget::Instance(ty, id),
+            ..
+        } if *ty == ResourceType::PATIENT => {
+            named.insert(id.as_str().to_owned());
+        }
+        _ => {}
+    }
+    named
 }
 
 /// The parameters that name patients for `ty`.

@@ -4,13 +4,16 @@
 //! As in pingora, the audit phase runs on every exit, refusals and errors
 //! included; nothing is sent before its record is durable.
 
+use std::collections::BTreeSet;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use accord_audit::AuditSink;
 use accord_fhir::{BaseRewrite, FhirRequest, Interaction, InteractionKind};
-use accord_policy::SpkiPin;
+use accord_policy::{Caps, Decision, PartnerId, Permit, PolicySet, SpkiPin};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response, StatusCode, header};
@@ -20,21 +23,27 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::audit;
+use crate::batch::{self, BundleKind, EntryRequest};
+use crate::caps::{CapExceeded, CapKey, CapKind, VolumeCaps};
 use crate::config::Limits;
 use crate::context::RequestContext;
 use crate::decide::{Refusal, decide, denial};
 use crate::error::GatewayError;
+use crate::filter::redisclosure::attach_notice;
 use crate::filter::{Checks, Releasable, ReleaseReport, empty_searchset, filter, gateway_made};
 use crate::forward::Upstream;
 use crate::identify::identify;
-use crate::narrow::{Narrowing, narrow};
+use crate::narrow::{Narrowing, named_patients, narrow};
 use crate::parse::{parse_purpose, parse_request};
 use crate::policy_store::PolicyStore;
+use crate::referral::{MAX_PATIENTS_PER_REQUEST, ReferralResolver, patients_in_response};
 use crate::respond::{Outcome, respond};
 use crate::scope::Scope;
 use crate::write::prepare_write;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A Bundle entry's outcome; the outer `Err` is an audit failure.
+type EntryResult = Result<Result<Releasable, GatewayError>, GatewayError>;
 
 /// What the gateway knows about a connection once TLS is up.
 #[derive(Debug, Clone)]
@@ -54,6 +63,8 @@ pub struct Gateway {
     pub(crate) rewrite: BaseRewrite,
     pub(crate) limits: Limits,
     pub(crate) random: SystemRandom,
+    pub(crate) referrals: ReferralResolver,
+    pub(crate) caps: Arc<VolumeCaps>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -100,8 +111,9 @@ impl Gateway {
             partner_name: None,
             policy_version: None,
             bytes: 0,
+            cap: None,
         };
-        let outcome = match self.run(&mut ctx, request).await {
+        let outcome = match self.run(&mut ctx, request, None).await {
             Ok(released) => Outcome::Release(released),
             Err(error) => {
                 ctx.error_source = Some(error.source);
@@ -128,10 +140,14 @@ impl Gateway {
         response
     }
 
+    /// The phases for one request. With `check_only`, stops after the
+    /// write checks and hands back the request as it would be forwarded
+    /// (transaction entries are all checked before any is sent).
     async fn run<B>(
         &self,
         ctx: &mut RequestContext,
         request: Request<B>,
+        check_only: Option<&mut Option<(FhirRequest, Bytes)>>,
     ) -> Result<Releasable, GatewayError>
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -158,6 +174,14 @@ impl Gateway {
         ctx.resource_type = fhir.resource_type();
         let purpose = parse_purpose(&parts.headers)?;
         ctx.purpose = Some(purpose.clone());
+        if fhir.interaction == Interaction::BatchOrTransaction {
+            if check_only.is_some() {
+                return Err(GatewayError::bad_request(
+                    "a Bundle entry cannot be another batch or transaction",
+                ));
+            }
+            return self.run_bundle(ctx, &parts, &body).await;
+        }
 
         // decide
         let now = OffsetDateTime::now_utc();
@@ -173,9 +197,24 @@ impl Gateway {
             }
         }
 
-        // narrow
+        // count: the grant's daily volume caps
+        let cap_key = ctx.decision.as_ref().and_then(cap_key);
         let obligations = ctx.decision.as_ref().and_then(|d| d.obligations()).cloned();
+        let caps = obligations.as_ref().map(|o| o.caps).unwrap_or_default();
+        if let Some(key) = &cap_key {
+            self.caps
+                .admit_request(key, &caps, now)
+                .map_err(|exceeded| self.throttle(ctx, key, exceeded))?;
+            self.observe_caps(key, &caps, now);
+        }
+
+        // narrow
         let scope = Scope::new(&policies, &partner, &purpose, now, obligations.as_ref());
+        let referral_parties = scope.referral_parties();
+        if let Some(parties) = &referral_parties {
+            self.resolve_referrals(&scope, &policies, parties, named_patients(&fhir), ctx)
+                .await?;
+        }
         if narrow(&mut fhir, &scope)? == Narrowing::NoMatch {
             let updated = now.format(&Rfc3339).unwrap_or_default();
             return gateway_made(
@@ -184,6 +223,14 @@ impl Gateway {
             );
         }
         let body = prepare_write(&fhir, body, &scope, &partner)?;
+        if let Some(slot) = check_only {
+            *slot = Some((fhir, body));
+            return Ok(Releasable {
+                status: StatusCode::OK,
+                headers: http::HeaderMap::new(),
+                body: Bytes::new(),
+            });
+        }
 
         // forward
         let upstream = self
@@ -197,18 +244,218 @@ impl Gateway {
             .await?;
 
         // filter
+        if let Some(parties) = &referral_parties {
+            let patients = patients_in_response(&upstream.body);
+            self.resolve_referrals(&scope, &policies, parties, patients, ctx)
+                .await?;
+        }
         let checks = match fhir.interaction {
             Interaction::Capabilities => Checks::Capabilities(&scope),
             Interaction::Create { .. } | Interaction::Update { .. } => Checks::Written(&scope),
             _ => Checks::Resources(&scope),
         };
-        filter(
+        let released = filter(
             upstream,
             &checks,
             &self.rewrite,
             &self_link,
             &mut ctx.report,
-        )
+        )?;
+        let released = attach_notice(released, &scope)?;
+        if let Some(key) = &cap_key {
+            self.caps
+                .take_resources(key, &caps, u64::from(ctx.report.released), now)
+                .map_err(|exceeded| self.throttle(ctx, key, exceeded))?;
+            self.observe_caps(key, &caps, now);
+        }
+        Ok(released)
+    }
+
+    /// A batch or transaction Bundle: every entry decided (and audited) as
+    /// a request of its own; see `batch.rs`.
+    async fn run_bundle(
+        &self,
+        ctx: &mut RequestContext,
+        parts: &Parts,
+        body: &Bytes,
+    ) -> Result<Releasable, GatewayError> {
+        let bundle = batch::parse_bundle(body)?;
+        match bundle.kind {
+            BundleKind::Batch => {
+                let mut results = Vec::new();
+                for (index, entry) in bundle.entries.iter().enumerate() {
+                    results.push(self.run_entry(ctx, parts, index, entry, None).await?);
+                }
+                gateway_made(StatusCode::OK, &batch::batch_response(&results))
+            }
+            BundleKind::Transaction => {
+                let mut prepared = Vec::new();
+                let mut refused = Vec::new();
+                for (index, entry) in bundle.entries.iter().enumerate() {
+                    if let Some(error) = batch::transaction_entry_refusal(entry) {
+                        refused.push((index, error));
+                        continue;
+                    }
+                    let mut slot = None;
+                    match self
+                        .run_entry(ctx, parts, index, entry, Some(&mut slot))
+                        .await?
+                    {
+                        Ok(_) => prepared.extend(slot),
+                        Err(error) => refused.push((index, error)),
+                    }
+                }
+                if !refused.is_empty() {
+                    return Err(batch::transaction_refusal(&refused));
+                }
+                let request = FhirRequest {
+                    method: accord_fhir::Method::Post,
+                    interaction: Interaction::BatchOrTransaction,
+                    params: accord_fhir::SearchParams::default(),
+                };
+                let upstream = self
+                    .upstream
+                    .send(
+                        &request,
+                        batch::transaction_bundle(&prepared)?,
+                        None,
+                        &ctx.request_id,
+                    )
+                    .await?;
+                gateway_made(
+                    StatusCode::OK,
+                    &batch::filter_transaction_response(upstream, &self.rewrite)?,
+                )
+            }
+        }
+    }
+
+    /// Runs one Bundle entry as a request of its own, and audits it. `Err`
+    /// only when its audit record cannot be written (then nothing of the
+    /// Bundle is released); the entry's own refusal is the inner `Err`.
+    fn run_entry<'s>(
+        &'s self,
+        outer: &'s RequestContext,
+        parts: &'s Parts,
+        index: usize,
+        entry: &'s EntryRequest,
+        check_only: Option<&'s mut Option<(FhirRequest, Bytes)>>,
+    ) -> Pin<Box<dyn Future<Output = EntryResult> + Send + 's>> {
+        Box::pin(async move {
+            let target = format!("{}/{}", self.base_path, entry.url);
+            let mut ctx = RequestContext {
+                request_id: format!("{}-{index}", outer.request_id),
+                started: Instant::now(),
+                peer: outer.peer,
+                method: entry.method.to_string(),
+                target: target.clone(),
+                client_pin: outer.client_pin.clone(),
+                partner: None,
+                purpose: None,
+                interaction: None,
+                resource_type: None,
+                decision: None,
+                error_source: None,
+                refusal: None,
+                report: ReleaseReport::default(),
+                partner_name: None,
+                policy_version: None,
+                bytes: 0,
+                cap: None,
+            };
+            let mut builder = Request::builder().method(entry.method.clone()).uri(&target);
+            for name in [crate::parse::PURPOSE_HEADER, header::ACCEPT.as_str()] {
+                for value in parts.headers.get_all(name) {
+                    builder = builder.header(name, value);
+                }
+            }
+            if !entry.body.is_empty() {
+                builder = builder.header(header::CONTENT_TYPE, "application/fhir+json");
+            }
+            let result = match builder.body(Full::new(entry.body.clone())) {
+                Ok(request) => self.run(&mut ctx, request, check_only).await,
+                Err(_) => Err(GatewayError::bad_request(format!(
+                    "Bundle.entry[{index}]: `request.url` is not a valid URL"
+                ))),
+            };
+            let status = match &result {
+                Ok(released) => {
+                    ctx.bytes = released.body.len() as u64;
+                    released.status
+                }
+                Err(error) => {
+                    ctx.error_source = Some(error.source);
+                    ctx.refusal = Some(error.message.clone());
+                    error.status
+                }
+            };
+            let record = audit::record(&ctx, status, OffsetDateTime::now_utc());
+            audit::append(&self.audit, record).await?;
+            Ok(result)
+        })
+    }
+
+    /// The refusal for a used-up cap; the audit record names the cap.
+    fn throttle(
+        &self,
+        ctx: &mut RequestContext,
+        key: &CapKey,
+        exceeded: CapExceeded,
+    ) -> GatewayError {
+        ctx.cap = Some(format!(
+            "{} = {} of agreement `{}` for `{}`",
+            exceeded.kind.as_str(),
+            exceeded.limit,
+            key.agreement,
+            key.partner
+        ));
+        GatewayError::throttled(exceeded.to_string(), exceeded.retry_after)
+    }
+
+    fn observe_caps(&self, key: &CapKey, caps: &Caps, now: OffsetDateTime) {
+        for (kind, limit) in [
+            (CapKind::Requests, caps.requests_per_day),
+            (CapKind::Resources, caps.resources_per_day),
+        ] {
+            if let Some(limit) = limit {
+                let used = self.caps.used(key, kind, now);
+                self.metrics.cap_usage(key, kind, used, limit);
+            }
+        }
+    }
+
+    /// Resolves referral-cohort membership of `patients` into `scope`. At
+    /// most [`MAX_PATIENTS_PER_REQUEST`] are looked up; the rest stay
+    /// unresolved, so their data is withheld. An upstream failure fails the
+    /// request: nothing is released.
+    async fn resolve_referrals(
+        &self,
+        scope: &Scope<'_>,
+        policies: &PolicySet,
+        parties: &BTreeSet<PartnerId>,
+        patients: BTreeSet<String>,
+        ctx: &RequestContext,
+    ) -> Result<(), GatewayError> {
+        let unresolved: BTreeSet<String> = scope
+            .unresolved_referrals(patients)
+            .into_iter()
+            .take(MAX_PATIENTS_PER_REQUEST)
+            .collect();
+        if unresolved.is_empty() {
+            return Ok(());
+        }
+        let answers = self
+            .referrals
+            .resolve(
+                &self.upstream,
+                policies,
+                parties,
+                &unresolved,
+                &ctx.request_id,
+            )
+            .await?;
+        scope.learn_referrals(answers);
+        Ok(())
     }
 
     /// The answer for a patient who has no data: an empty searchset for a
@@ -299,4 +546,21 @@ impl Gateway {
         }
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// Whose volume counters a permit spends: its agreement's, for this
+/// recipient; `None` when the grant has no caps.
+fn cap_key(decision: &Decision) -> Option<CapKey> {
+    let Decision::Permit(Permit::Grant { agreement, .. }) = decision else {
+        return None;
+    };
+    let obligations = decision.obligations()?;
+    let caps = obligations.caps;
+    if caps.requests_per_day.is_none() && caps.resources_per_day.is_none() {
+        return None;
+    }
+    Some(CapKey {
+        agreement: agreement.to_string(),
+        partner: obligations.partner.to_string(),
+    })
 }

@@ -54,5 +54,10 @@ pub fn error_response(error: &GatewayError) -> Response<Full<Bytes>> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/fhir+json; charset=utf-8"),
     );
+    if let Some(seconds) = error.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     response
 }

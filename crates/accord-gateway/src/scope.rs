@@ -5,15 +5,18 @@
 //! questions — may this partner read this type, is this patient within
 //! reach — so they share one [`Scope`] and cannot disagree.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use accord_fhir::{InteractionKind, Purpose, ResourceType};
 use accord_policy::{
-    AccessRequest, CohortMembers, ConsentQuery, ConsentRule, Obligations, PartnerId, PolicySet,
-    ResourceFacts, ResourceVerdict,
+    AccessRequest, Coding, CohortMembers, ConsentQuery, ConsentRule, Obligations, PartnerId,
+    PolicySet, ResourceFacts, ResourceVerdict,
 };
 use serde_json::Value;
+
+use crate::filter::redisclosure::{ACT_CODE, PART2_POLICY};
 use time::OffsetDateTime;
 
 /// The reach of one permitted request.
@@ -28,6 +31,12 @@ pub struct Scope<'a> {
     // A Mutex, not a RefCell: the scope lives across the upstream await,
     // so it must be Sync for the request future to be Send.
     permitted: Mutex<HashMap<(InteractionKind, ResourceType), bool>>,
+    /// Referral-cohort membership resolved for this request (patient id →
+    /// member); a patient not in here is outside.
+    referral_members: Mutex<HashMap<String, bool>>,
+    /// Whether a resource in a 42 CFR Part 2 category was released (the
+    /// §2.32 notice must go with the response).
+    part2_released: AtomicBool,
 }
 
 // === impl Scope ===
@@ -47,6 +56,8 @@ impl<'a> Scope<'a> {
             at,
             obligations,
             permitted: Mutex::new(HashMap::new()),
+            referral_members: Mutex::new(HashMap::new()),
+            part2_released: AtomicBool::new(false),
         }
     }
 
@@ -101,8 +112,8 @@ impl<'a> Scope<'a> {
     }
 
     /// Whether data of the patient with this id may be asked for: inside a
-    /// listed or Group cohort, and not opted out by consent. (Referral
-    /// cohorts are not resolved by the gateway yet; see `release`.)
+    /// listed or Group cohort, and not opted out by consent. A referral
+    /// cohort admits nobody until it is resolved.
     pub fn patient_in_reach(&self, patient_id: &str) -> bool {
         if self.obligations.is_none() {
             return true;
@@ -127,11 +138,58 @@ impl<'a> Scope<'a> {
             return true;
         };
         let reference = format!("Patient/{patient_id}");
-        let cohort = obligations
+        let Some(cohort) = obligations
             .cohort
             .as_ref()
-            .and_then(|c| self.policies.cohort(c));
-        cohort.and_then(|c| c.contains(&reference)) != Some(false)
+            .and_then(|c| self.policies.cohort(c))
+        else {
+            return true;
+        };
+        match &cohort.members {
+            // Membership lives upstream; a patient not resolved for this
+            // request is outside (fail closed).
+            CohortMembers::Referral { .. } => self.referral_member(patient_id) == Some(true),
+            _ => cohort.contains(&reference).unwrap_or(false),
+        }
+    }
+
+    /// The parties of the grant's referral cohort, when it has one: the
+    /// pipeline resolves membership before narrowing and filtering.
+    pub fn referral_parties(&self) -> Option<BTreeSet<PartnerId>> {
+        let cohort = self
+            .obligations?
+            .cohort
+            .as_ref()
+            .and_then(|c| self.policies.cohort(c))?;
+        match &cohort.members {
+            CohortMembers::Referral { between } => Some(between.clone()),
+            _ => None,
+        }
+    }
+
+    /// Of `patients`, those whose referral membership is not known yet.
+    pub fn unresolved_referrals(&self, patients: BTreeSet<String>) -> BTreeSet<String> {
+        let Ok(known) = self.referral_members.lock() else {
+            return patients;
+        };
+        patients
+            .into_iter()
+            .filter(|p| !known.contains_key(p))
+            .collect()
+    }
+
+    /// Records resolved referral-cohort membership.
+    pub fn learn_referrals(&self, answers: HashMap<String, bool>) {
+        if let Ok(mut known) = self.referral_members.lock() {
+            known.extend(answers);
+        }
+    }
+
+    fn referral_member(&self, patient_id: &str) -> Option<bool> {
+        self.referral_members
+            .lock()
+            .ok()
+            .and_then(|known| known.get(patient_id).copied())
     }
 
     /// The policy's verdict on one resource of patient data belonging to
@@ -144,17 +202,51 @@ impl<'a> Scope<'a> {
         // The compartment table finds patients on every path R4 defines,
         // more than the policy's own reader looks at.
         facts.patients = patients.iter().map(|p| format!("Patient/{p}")).collect();
-        let referral_cohort = obligations
-            .cohort
-            .as_ref()
-            .and_then(|c| self.policies.cohort(c))
-            .is_some_and(|c| matches!(c.members, CohortMembers::Referral { .. }));
-        if referral_cohort {
-            // GAP: the gateway does not resolve referral cohorts yet; the
-            // rest of the checks (consent, sensitivity, redaction) still run.
-            facts.in_referral_cohort = Some(true);
+        if self.referral_parties().is_some() {
+            // Every patient must be a resolved member; one unresolved
+            // patient leaves the answer unknown, which withholds.
+            let answers: Option<Vec<bool>> =
+                patients.iter().map(|p| self.referral_member(p)).collect();
+            facts.in_referral_cohort =
+                answers.map(|a| !a.is_empty() && a.iter().all(|member| *member));
+        }
+        let verdict =
+            self.policies
+                .check_resource(obligations, &facts, self.policies.consents(), self.at);
+        // Part 2 data can only be released under a grant naming sensitive
+        // categories; only then is it worth looking.
+        if !matches!(verdict, ResourceVerdict::Withhold(_))
+            && !obligations.sensitive_allowed.is_empty()
+            && self.is_part2(resource)
+        {
+            self.part2_released.store(true, Ordering::Relaxed);
+        }
+        verdict
+    }
+
+    /// Whether `resource` is 42 CFR Part 2 data: labelled `42CFRPart2`, or
+    /// in a Part 2 category of the policy (the category `part2`, or one
+    /// defined by the `ETH` label) by its codes or labels.
+    pub fn is_part2(&self, resource: &Value) -> bool {
+        let facts = ResourceFacts::from_json(resource);
+        let act_code = |label: &Coding, code: &str| label.system == ACT_CODE && label.code == code;
+        if facts
+            .security_labels
+            .iter()
+            .any(|l| act_code(l, PART2_POLICY))
+        {
+            return true;
         }
         self.policies
-            .check_resource(obligations, &facts, self.policies.consents(), self.at)
+            .categories()
+            .filter(|c| {
+                c.id.as_str() == "part2" || c.security_labels.iter().any(|l| act_code(l, "ETH"))
+            })
+            .any(|c| c.matches(&facts.codes, &facts.security_labels))
+    }
+
+    /// Whether the filter released Part 2 data in this response.
+    pub fn part2_released(&self) -> bool {
+        self.part2_released.load(Ordering::Relaxed)
     }
 }

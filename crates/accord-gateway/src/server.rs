@@ -48,6 +48,8 @@ pub enum StartError {
     /// gateway does not serve without knowing the patients' consents.
     #[error("consent feed: {0}")]
     ConsentFeed(#[from] FeedError),
+    #[error(transparent)]
+    Caps(#[from] crate::caps::CapsStoreError),
 }
 
 /// A running gateway.
@@ -82,6 +84,7 @@ impl GatewayServer {
             config.limits.max_upstream_body_bytes,
         )?
         .with_metrics(Arc::clone(&metrics));
+        let caps = Arc::new(crate::caps::VolumeCaps::open(config.state_dir.as_deref())?);
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -120,6 +123,8 @@ impl GatewayServer {
             base_path: config.normalized_base_path(),
             limits: config.limits.clone(),
             random: SystemRandom::new(),
+            referrals: crate::referral::ReferralResolver::default(),
+            caps: Arc::clone(&caps),
         });
         let task = tokio::spawn(accept_loop(
             listener,

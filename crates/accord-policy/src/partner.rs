@@ -11,6 +11,10 @@ pub struct Partner {
     pub name: String,
     /// Organization identifiers as FHIR tokens (`system|value`), e.g. an NPI.
     pub identifiers: Vec<String>,
+    /// The partner's Organization on the upstream server
+    /// (`Organization/<id>`), when named explicitly; otherwise the gateway
+    /// finds it by [`Partner::identifiers`]. Used to resolve referral cohorts.
+    pub organization: Option<String>,
     /// Who to call about this partnership (free text).
     pub contact: Option<String>,
     pub status: PartnerStatus,
@@ -53,6 +57,8 @@ pub(crate) struct PartnerEntry {
     pub name: String,
     #[serde(default)]
     pub identifiers: Vec<String>,
+    #[serde(default)]
+    pub organization: Option<String>,
     #[serde(default)]
     pub contact: Option<String>,
     pub status: PartnerStatus,

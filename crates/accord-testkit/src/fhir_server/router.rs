@@ -60,6 +60,10 @@ async fn route(
     }
     let method = request.method().clone();
     match segments.as_slice() {
+        [] if method == Method::POST => {
+            let body = read_json_body(request).await?;
+            transaction(state, body)
+        }
         [] => Err(FhirError::method_not_allowed(&method, &path)),
         ["metadata"] if method == Method::GET => {
             Ok(json_response(StatusCode::OK, &capability(&state.base_url)))
@@ -321,6 +325,91 @@ fn update(
         json_response(status, &stored),
         &stored,
         true,
+    ))
+}
+
+/// `POST [base]` with a transaction Bundle of creates (`POST Type`) and
+/// updates (`PUT Type/id`): every entry is checked before any is applied,
+/// so a bad entry changes nothing.
+fn transaction(state: &ServerState, bundle: Value) -> Result<Response<Full<Bytes>>, FhirError> {
+    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle")
+        || bundle.get("type").and_then(Value::as_str) != Some("transaction")
+    {
+        return Err(FhirError::bad_request(
+            "POST to the base takes a transaction Bundle",
+        ));
+    }
+    let entries = bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut writes = Vec::new();
+    for entry in &entries {
+        let method = entry.pointer("/request/method").and_then(Value::as_str);
+        let url = entry
+            .pointer("/request/url")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let resource = entry.get("resource").cloned().unwrap_or(Value::Null);
+        let segments: Vec<&str> = url.split('/').filter(|s| !s.is_empty()).collect();
+        match (method, segments.as_slice()) {
+            (Some("POST"), [t]) => {
+                check_body_type(t, &resource)?;
+                writes.push((None, resource));
+            }
+            (Some("PUT"), [t, id]) => {
+                check_body_type(t, &resource)?;
+                if resource.get("id").and_then(Value::as_str) != Some(*id) {
+                    return Err(FhirError::bad_request(format!(
+                        "entry for `{url}` has another id"
+                    )));
+                }
+                writes.push((Some(()), resource));
+            }
+            _ => {
+                return Err(FhirError::bad_request(format!(
+                    "transaction entries must be POST Type or PUT Type/id, not `{url}`"
+                )));
+            }
+        }
+    }
+    let mut response_entries = Vec::new();
+    for (update, resource) in writes {
+        let (stored, status) = match update {
+            None => (
+                state.store.create(resource).map_err(store_error)?,
+                "201 Created",
+            ),
+            Some(()) => match state.store.update(resource).map_err(store_error)? {
+                (stored, true) => (stored, "201 Created"),
+                (stored, false) => (stored, "200 OK"),
+            },
+        };
+        let field = |k: &str| {
+            stored
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let version = stored
+            .pointer("/meta/versionId")
+            .and_then(Value::as_str)
+            .unwrap_or("1")
+            .to_owned();
+        response_entries.push(json!({
+            "resource": stored,
+            "response": {
+                "status": status,
+                "location": format!("{}/{}/{}/_history/{version}", state.base_url, field("resourceType"), field("id")),
+                "etag": format!("W/\"{version}\""),
+            }
+        }));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"resourceType": "Bundle", "type": "transaction-response", "entry": response_entries}),
     ))
 }
 

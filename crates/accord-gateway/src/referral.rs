@@ -1,0 +1,341 @@
+//! Referral cohorts: "patients with a referral between these parties".
+//!
+//! Membership lives in the upstream server, so the gateway asks it, per
+//! patient: a `ServiceRequest` (requester → performer) or `Task` (requester
+//! → owner) for the patient, from an Organization of one party to an
+//! Organization of another, makes the patient a member. Answers are cached
+//! for at most [`MEMBERSHIP_TTL`], so a new or withdrawn referral counts
+//! within a second. Anything that cannot be resolved — a party without an
+//! Organization, an upstream failure — admits nobody (fail closed).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use accord_fhir::compartment::{PatientLinks, patient_links};
+use accord_fhir::{FhirRequest, Interaction, Method, ResourceType, SearchParams};
+use accord_policy::{PartnerId, PolicySet};
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::error::GatewayError;
+use crate::forward::Upstream;
+
+/// How long a membership answer is reused.
+pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(1);
+/// How long a partner's Organizations (found by identifier) are reused:
+/// organisations change far more rarely than referrals.
+const ORGANIZATION_TTL: Duration = Duration::from_secs(60);
+/// At most this many patients are resolved for one response; the rest stay
+/// unresolved and their resources are withheld.
+pub const MAX_PATIENTS_PER_REQUEST: usize = 100;
+/// Referrals read per patient and type (one page). A patient with more
+/// referrals than this, none between the parties on the first page, is
+/// treated as outside.
+const REFERRALS_PER_PAGE: u32 = 200;
+
+/// Resolves and briefly caches referral-cohort membership.
+#[derive(Debug, Default)]
+pub struct ReferralResolver {
+    members: Mutex<HashMap<(String, String), (Instant, bool)>>,
+    organizations: Mutex<HashMap<PartnerId, (Instant, BTreeSet<String>)>>,
+}
+
+// === impl ReferralResolver ===
+
+impl ReferralResolver {
+    /// Whether each patient (logical id) has a referral between two of the
+    /// `parties`. `Err` when the upstream could not answer.
+    pub async fn resolve(
+        &self,
+        upstream: &Upstream,
+        policies: &PolicySet,
+        parties: &BTreeSet<PartnerId>,
+        patients: &BTreeSet<String>,
+        request_id: &str,
+    ) -> Result<HashMap<String, bool>, GatewayError> {
+        let mut answers = HashMap::new();
+        let mut organizations = BTreeMap::new();
+        for party in parties {
+            let orgs = self
+                .organizations_of(upstream, policies, party, request_id)
+                .await?;
+            organizations.insert(party.clone(), orgs);
+        }
+        // A party without an Organization cannot be on either end of a
+        // referral: nobody is in the cohort.
+        let resolvable = organizations.len() >= 2 && organizations.values().all(|o| !o.is_empty());
+        let key = cache_key(&organizations);
+        for patient in patients {
+            if !resolvable {
+                answers.insert(patient.clone(), false);
+                continue;
+            }
+            if let Some(known) = self.cached_member(&key, patient) {
+                answers.insert(patient.clone(), known);
+                continue;
+            }
+            let member = has_referral(upstream, &organizations, patient, request_id).await?;
+            if let Ok(mut cache) = self.members.lock() {
+                let now = Instant::now();
+                cache.retain(|_, (at, _)| now.duration_since(*at) < MEMBERSHIP_TTL);
+                cache.insert((key.clone(), patient.clone()), (now, member));
+            }
+            answers.insert(patient.clone(), member);
+        }
+        Ok(answers)
+    }
+
+    fn cached_member(&self, key: &str, patient: &str) -> Option<bool> {
+        let cache = self.members.lock().ok()?;
+        let (at, member) = cache.get(&(key.to_owned(), patient.to_owned()))?;
+        (at.elapsed() < MEMBERSHIP_TTL).then_some(*member)
+    }
+
+    /// The Organization references (`Organization/<id>`) that stand for
+    /// `party`: the one named in partners.toml, else those the upstream
+    /// holds with one of the partner's identifiers.
+    async fn organizations_of(
+        &self,
+        upstream: &Upstream,
+        policies: &PolicySet,
+        party: &PartnerId,
+        request_id: &str,
+    ) -> Result<BTreeSet<String>, GatewayError> {
+        let Some(partner) = policies.partner(party) else {
+            return Ok(BTreeSet::new());
+        };
+        if let Some(organization) = &partner.organization {
+            return Ok(BTreeSet::from([organization.clone()]));
+        }
+        if let Some((at, known)) = self
+            .organizations
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(party).cloned())
+            && at.elapsed() < ORGANIZATION_TTL
+        {
+            return Ok(known);
+        }
+        let mut found = BTreeSet::new();
+        for identifier in &partner.identifiers {
+            let query = form_query(&[("identifier", identifier.as_str())]);
+            let bundle = search(upstream, "Organization", query, request_id).await?;
+            for resource in entries(&bundle) {
+                if let Some(id) = resource.get("id").and_then(Value::as_str) {
+                    found.insert(format!("Organization/{id}"));
+                }
+            }
+        }
+        if let Ok(mut cache) = self.organizations.lock() {
+            cache.insert(party.clone(), (Instant::now(), found.clone()));
+        }
+        Ok(found)
+    }
+}
+
+/// Whether the upstream holds a ServiceRequest or Task for `patient` from
+/// one party's Organization to another party's.
+async fn has_referral(
+    upstream: &Upstream,
+    organizations: &BTreeMap<PartnerId, BTreeSet<String>>,
+    patient: &str,
+    request_id: &str,
+) -> Result<bool, GatewayError> {
+    let subject = format!("Patient/{patient}");
+    let count = REFERRALS_PER_PAGE.to_string();
+    let searches = [
+        ("ServiceRequest", "subject", "performer"),
+        ("Task", "patient", "owner"),
+    ];
+    for (ty, patient_param, to_field) in searches {
+        let query = form_query(&[
+            (patient_param, subject.as_str()),
+            ("_count", count.as_str()),
+        ]);
+        let bundle = search(upstream, ty, query, request_id).await?;
+        for resource in entries(&bundle) {
+            let from = references(resource.get("requester"));
+            let to = references(resource.get(to_field));
+            if between_parties(organizations, &from, &to) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Whether a referral from `from` to `to` joins two different parties.
+fn between_parties(
+    organizations: &BTreeMap<PartnerId, BTreeSet<String>>,
+    from: &[String],
+    to: &[String],
+) -> bool {
+    let parties_of = |refs: &[String]| -> BTreeSet<&PartnerId> {
+        organizations
+            .iter()
+            .filter(|(_, orgs)| refs.iter().any(|r| orgs.contains(r)))
+            .map(|(party, _)| party)
+            .collect()
+    };
+    let senders = parties_of(from);
+    let receivers = parties_of(to);
+    senders.iter().any(|s| receivers.iter().any(|r| r != s))
+}
+
+/// `Organization/<id>` for every Organization reference in `value` (one
+/// Reference or an array of them), absolute or versioned ones included.
+fn references(value: Option<&Value>) -> Vec<String> {
+    let list: Vec<&Value> = match value {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(one) => vec![one],
+        None => Vec::new(),
+    };
+    list.iter()
+        .filter_map(|r| r.get("reference").and_then(Value::as_str))
+        .filter_map(organization_reference)
+        .collect()
+}
+
+fn organization_reference(reference: &str) -> Option<String> {
+    let segments: Vec<&str> = reference.split('/').collect();
+    let position = segments.iter().rposition(|s| *s == "Organization")?;
+    let id = segments.get(position + 1)?;
+    (!id.is_empty()).then(|| format!("Organization/{id}"))
+}
+
+fn cache_key(organizations: &BTreeMap<PartnerId, BTreeSet<String>>) -> String {
+    organizations
+        .iter()
+        .map(|(party, orgs)| {
+            let orgs: Vec<&str> = orgs.iter().map(String::as_str).collect();
+            format!("{party}={}", orgs.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn form_query(pairs: &[(&str, &str)]) -> SearchParams {
+    let mut params = SearchParams::default();
+    for (name, value) in pairs {
+        params.push(name, value);
+    }
+    params
+}
+
+/// One upstream search, rebuilt through the same typed request as a
+/// partner's; anything but a 200 searchset is an error.
+async fn search(
+    upstream: &Upstream,
+    ty: &str,
+    params: SearchParams,
+    request_id: &str,
+) -> Result<Value, GatewayError> {
+    let ty = ResourceType::parse(ty).map_err(|_| GatewayError::internal())?;
+    let request = FhirRequest {
+        method: Method::Get,
+        interaction: Interaction::SearchType { ty },
+        params,
+    };
+    let response = upstream
+        .send(&request, Bytes::new(), None, request_id)
+        .await?;
+    if !response.status.is_success() {
+        tracing::warn!(status = %response.status, %ty, "referral lookup refused upstream");
+        return Err(GatewayError::upstream_invalid());
+    }
+    let bundle: Value =
+        serde_json::from_slice(&response.body).map_err(|_| GatewayError::upstream_invalid())?;
+    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        return Err(GatewayError::upstream_invalid());
+    }
+    Ok(bundle)
+}
+
+fn entries(bundle: &Value) -> impl Iterator<Item = &Value> {
+    bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("resource"))
+}
+
+/// The patients (logical ids) every resource in an upstream response
+/// belongs to: the resource itself, Bundle entries of any mode, contained
+/// resources. Unparseable bodies yield none (the filter refuses them).
+pub fn patients_in_response(body: &[u8]) -> BTreeSet<String> {
+    let mut patients = BTreeSet::new();
+    if let Ok(json) = serde_json::from_slice::<Value>(body) {
+        collect_patients(&json, &mut patients);
+    }
+    patients
+}
+
+fn collect_patients(resource: &Value, out: &mut BTreeSet<String>) {
+    if let PatientLinks::Patients(found) = patient_links(resource) {
+        out.extend(found);
+    }
+    for entry in resource
+        .get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(inner) = entry.get("resource") {
+            collect_patients(inner, out);
+        }
+    }
+    for contained in resource
+        .get("contained")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        collect_patients(contained, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orgs() -> BTreeMap<PartnerId, BTreeSet<String>> {
+        let mut map = BTreeMap::new();
+        map.insert(
+            PartnerId::parse("a").unwrap(),
+            BTreeSet::from(["Organization/a".to_owned()]),
+        );
+        map.insert(
+            PartnerId::parse("b").unwrap(),
+            BTreeSet::from(["Organization/b".to_owned()]),
+        );
+        map
+    }
+
+    #[test]
+    fn a_referral_must_join_two_different_parties() {
+        let o = orgs();
+        let a = vec!["Organization/a".to_owned()];
+        let b = vec!["Organization/b".to_owned()];
+        let c = vec!["Organization/c".to_owned()];
+        assert!(between_parties(&o, &a, &b));
+        assert!(between_parties(&o, &b, &a));
+        assert!(!between_parties(&o, &a, &a), "within one party");
+        assert!(!between_parties(&o, &a, &c), "to an outsider");
+        assert!(!between_parties(&o, &[], &b));
+    }
+
+    #[test]
+    fn organization_references_in_any_spelling() {
+        let value = serde_json::json!([
+            {"reference": "Organization/x"},
+            {"reference": "https://h/fhir/Organization/y/_history/2"},
+            {"reference": "Practitioner/z"}
+        ]);
+        assert_eq!(
+            references(Some(&value)),
+            vec!["Organization/x".to_owned(), "Organization/y".to_owned()]
+        );
+    }
+}
