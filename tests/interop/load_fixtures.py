@@ -73,6 +73,36 @@ def synthetic(fixtures: Path) -> list[dict]:
     return out
 
 
+def referrals(examples: list[dict]) -> list[dict]:
+    """A referral from Riverside to Maple Street for every patient of the
+    official examples, so that they are in the care-coordination agreement's
+    referral cohort (policies/agreements/care-coordination.toml: patients
+    with a ServiceRequest or Task between the parties' Organizations) and the
+    suite can check them in every position. Without one, the gateway rightly
+    treats them as patients it cannot share."""
+    patients = set()
+    for r in examples:
+        if r["resourceType"] == "Patient":
+            patients.add(r["id"])
+        for key in ("subject", "patient", "for"):
+            ref = (r.get(key) or {}).get("reference", "") if isinstance(r.get(key), dict) else ""
+            if ref.startswith("Patient/") and ref.count("/") == 1:
+                patients.add(ref.split("/", 1)[1])
+    return [
+        {
+            "resourceType": "ServiceRequest",
+            "id": f"interop-referral-{pid}"[:64],
+            "status": "active",
+            "intent": "order",
+            "code": {"text": "Behavioral health follow-up"},
+            "subject": {"reference": f"Patient/{pid}"},
+            "requester": {"reference": "Organization/org-riverside-bh"},
+            "performer": [{"reference": "Organization/org-maple-primary"}],
+        }
+        for pid in sorted(patients)
+    ]
+
+
 def put_all(base: str, resources: list[dict]) -> None:
     for start in range(0, len(resources), CHUNK):
         chunk = resources[start : start + CHUNK]
@@ -113,6 +143,8 @@ def main() -> None:
         raise SystemExit(f"official example ids clash with the synthetic population: {clash}")
     put_all(base, population)
     put_all(base, examples)
+    referred = referrals(examples)
+    put_all(base, referred)
 
     def ids(resources):
         table: dict[str, list[str]] = {}
@@ -126,6 +158,7 @@ def main() -> None:
                 "synthetic": ids(population),
                 "examples": ids(examples),
                 "examples_skipped": skipped,
+                "example_referrals": [r["id"] for r in referred],
                 "clinical_types": CLINICAL_TYPES,
                 "ungranted_types": UNGRANTED_TYPES,
             },

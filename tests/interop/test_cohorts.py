@@ -101,3 +101,62 @@ def test_a_group_member_arrives_without_contact_details(env, http, upstream):
         assert patient["name"] == truth.json()["name"], "what is not redacted arrives intact"
         checked += 1
     assert checked, "some Group member has contact details upstream"
+
+
+# - Referral cohort: the care-coordination agreement shares only patients
+#   with a ServiceRequest or Task between two parties' Organizations in the
+#   upstream (policies/agreements/care-coordination.toml, partners.toml
+#   `organization`). Membership follows the upstream within about a second.
+
+PARTIES = {"Organization/org-riverside-bh", "Organization/org-maple-primary", "Organization/org-st-brigid"}
+
+
+def _referred(upstream) -> set[str]:
+    referred = set()
+    for sr in _entries(upstream.fhir_get("ServiceRequest", _count="1000")):
+        ends = {sr.get("requester", {}).get("reference")} | {p.get("reference") for p in sr.get("performer", [])}
+        if len(ends & PARTIES) >= 2:
+            referred.add(_patient_of(sr))
+    for task in _entries(upstream.fhir_get("Task", _count="1000")):
+        ends = {task.get("requester", {}).get("reference"), task.get("owner", {}).get("reference")}
+        if len(ends & PARTIES) >= 2:
+            referred.add((task.get("for") or {}).get("reference", "").split("/")[-1])
+    return referred
+
+
+def test_a_patient_without_a_referral_is_outside_until_one_is_written(env, http, upstream):
+    import time
+
+    referred = _referred(upstream)
+    observed = {_patient_of(o) for o in _entries(upstream.fhir_get("Observation", _count="1000"))}
+    outsiders = sorted(p for p in observed - referred if p.startswith("pat-"))
+    assert outsiders, "the population has patients with data but no referral between the parties"
+    patient = outsiders[0]
+    s = http("maple-primary", "TREAT")
+
+    def search() -> dict:
+        r = s.get(f"{env.gateway}/Observation", params={"patient": patient}, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    nobody = s.get(f"{env.gateway}/Observation", params={"patient": "no-such-patient"}, timeout=30).json()
+    strip = lambda b: {k: v for k, v in b.items() if k not in ("id", "meta", "link")}  # noqa: E731
+    assert strip(search()) == strip(nobody), "outside the cohort reads exactly like no data"
+
+    referral = {
+        "resourceType": "ServiceRequest", "id": f"interop-new-referral-{patient}",
+        "status": "active", "intent": "order", "code": {"text": "Behavioral health follow-up"},
+        "subject": {"reference": f"Patient/{patient}"},
+        "requester": {"reference": "Organization/org-maple-primary"},
+        "performer": [{"reference": "Organization/org-riverside-bh"}],
+    }
+    put = upstream.put(f"{env.upstream}/ServiceRequest/{referral['id']}", json=referral, timeout=30)
+    assert put.status_code in (200, 201), put.text
+    try:
+        started = time.monotonic()
+        while not search().get("entry"):
+            assert time.monotonic() - started < 30, "the new referral did not bring the patient into the cohort"
+            time.sleep(0.25)
+        assert all(_patient_of(e["resource"]) == patient for e in search()["entry"])
+    finally:
+        upstream.delete(f"{env.upstream}/ServiceRequest/{referral['id']}", timeout=30)

@@ -80,14 +80,12 @@ REFUSALS = [
     Refusal("ungranted-interaction", "maple-primary", "TREAT", "GET", "Patient/example/$everything", 403, "forbidden"),
     Refusal("ungranted-interaction", "maple-primary", "TREAT", "POST", "Patient/$validate", 403, "forbidden",
             body={"resourceType": "Parameters"}),
-    # system level: search, history, batch/transaction, operations (403)
+    # system level: search, history, a transaction with a refused entry,
+    # operations (403); batches answer per entry (test_bundles.py)
     Refusal("system-level", "maple-primary", "TREAT", "GET", "", 403, "forbidden"),
     Refusal("system-level", "maple-primary", "TREAT", "GET", "?_id=example", 403, "forbidden"),
     Refusal("system-level", "maple-primary", "TREAT", "GET", "_history", 403, "forbidden"),
     Refusal("system-level", "maple-primary", "TREAT", "GET", "Patient/example/*", 403, "forbidden"),
-    Refusal("system-level", "maple-primary", "TREAT", "POST", "", 403, "forbidden",
-            body={"resourceType": "Bundle", "type": "batch",
-                  "entry": [{"request": {"method": "GET", "url": "Practitioner"}}]}),
     Refusal("system-level", "riverside-bh", "COC", "POST", "", 403, "forbidden",
             body={"resourceType": "Bundle", "type": "transaction",
                   "entry": [{"request": {"method": "DELETE", "url": "Patient/example"}}]}),

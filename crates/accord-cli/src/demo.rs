@@ -508,12 +508,38 @@ impl Tour<'_> {
     }
 }
 
+/// A patient of the care-coordination agreement's referral cohort (a
+/// referral between Riverside and Maple Street) with enough observations
+/// to page through, and no consent that closes the record.
 fn pick_patient(population: &Population) -> Option<String> {
+    let between = |r: &Value, a: &str, b: &str| {
+        let from = r["requester"]["reference"].as_str().unwrap_or_default();
+        let to = r["performer"][0]["reference"].as_str().unwrap_or_default();
+        (from == a && to == b) || (from == b && to == a)
+    };
+    let referred: Vec<&str> = population
+        .of_type("ServiceRequest")
+        .filter(|r| {
+            between(
+                r,
+                "Organization/org-riverside-bh",
+                "Organization/org-maple-primary",
+            )
+        })
+        .filter_map(|r| r["subject"]["reference"].as_str())
+        .collect();
+    let consented: Vec<&str> = population
+        .of_type("Consent")
+        .filter_map(|c| c["patient"]["reference"].as_str())
+        .collect();
     population
         .of_type("Patient")
         .filter_map(population::resource_id)
         .find_map(|id| {
             let reference = format!("Patient/{id}");
+            if !referred.contains(&reference.as_str()) || consented.contains(&reference.as_str()) {
+                return None;
+            }
             let observations = population
                 .of_type("Observation")
                 .filter(|o| o["subject"]["reference"] == reference.as_str())
