@@ -212,8 +212,36 @@ impl Gateway {
         let scope = Scope::new(&policies, &partner, &purpose, now, obligations.as_ref());
         let referral_parties = scope.referral_parties();
         if let Some(parties) = &referral_parties {
-            self.resolve_referrals(&scope, &policies, parties, named_patients(&fhir), ctx)
-                .await?;
+            let named = named_patients(&fhir);
+            if named.is_empty()
+                && let Interaction::SearchType { ty } = fhir.interaction
+                && scope.population_search(ty)
+            {
+                let members = self
+                    .referral_population(&scope, &policies, parties, ctx)
+                    .await?;
+                if members.is_empty() {
+                    let updated = now.format(&Rfc3339).unwrap_or_default();
+                    return gateway_made(
+                        StatusCode::OK,
+                        &empty_searchset(&ctx.request_id, &updated, &self_link),
+                    );
+                }
+                // The search is narrowed to the cohort like a search that
+                // names its patients.
+                let (name, values) = if ty == accord_fhir::ResourceType::PATIENT {
+                    ("_id", members.iter().cloned().collect::<Vec<_>>())
+                } else {
+                    (
+                        "patient",
+                        members.iter().map(|p| format!("Patient/{p}")).collect(),
+                    )
+                };
+                fhir.params.push(name, &values.join(","));
+            } else {
+                self.resolve_referrals(&scope, &policies, parties, named, ctx)
+                    .await?;
+            }
         }
         if narrow(&mut fhir, &scope)? == Narrowing::NoMatch {
             let updated = now.format(&Rfc3339).unwrap_or_default();
@@ -301,7 +329,8 @@ impl Gateway {
                         .run_entry(ctx, parts, index, entry, Some(&mut slot))
                         .await?
                     {
-                        Ok(_) => prepared.extend(slot),
+                        Ok(_) => prepared
+                            .extend(slot.map(|(fhir, body)| (fhir, body, entry.if_match.clone()))),
                         Err(error) => refused.push((index, error)),
                     }
                 }
@@ -372,7 +401,13 @@ impl Gateway {
             if !entry.body.is_empty() {
                 builder = builder.header(header::CONTENT_TYPE, "application/fhir+json");
             }
+            if let Some(if_match) = &entry.if_match {
+                builder = builder.header(header::IF_MATCH, if_match);
+            }
             let result = match builder.body(Full::new(entry.body.clone())) {
+                Ok(_) if entry.refused.is_some() => Err(GatewayError::forbidden(
+                    entry.refused.clone().unwrap_or_default(),
+                )),
                 Ok(request) => self.run(&mut ctx, request, check_only).await,
                 Err(_) => Err(GatewayError::bad_request(format!(
                     "Bundle.entry[{index}]: `request.url` is not a valid URL"
@@ -456,6 +491,30 @@ impl Gateway {
             .await?;
         scope.learn_referrals(answers);
         Ok(())
+    }
+
+    /// Every member of a referral cohort, for a population search, learned
+    /// into `scope`; refused when the list cannot be read whole or is too
+    /// long to send as one search.
+    async fn referral_population(
+        &self,
+        scope: &Scope<'_>,
+        policies: &PolicySet,
+        parties: &BTreeSet<PartnerId>,
+        ctx: &RequestContext,
+    ) -> Result<BTreeSet<String>, GatewayError> {
+        let members = self
+            .referrals
+            .all_members(&self.upstream, policies, parties, &ctx.request_id)
+            .await?
+            .filter(|m| m.len() <= MAX_PATIENTS_PER_REQUEST)
+            .ok_or_else(|| {
+                GatewayError::forbidden(
+                    "the agreement's referral cohort cannot be listed whole: name a patient (e.g. `?patient=Patient/123`)",
+                )
+            })?;
+        scope.learn_referrals(members.iter().map(|p| (p.clone(), true)).collect());
+        Ok(members)
     }
 
     /// The answer for a patient who has no data: an empty searchset for a
