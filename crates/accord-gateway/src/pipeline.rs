@@ -205,6 +205,7 @@ impl Gateway {
             self.caps
                 .admit_request(key, &caps, now)
                 .map_err(|exceeded| self.throttle(ctx, key, exceeded))?;
+            self.flush_caps().await;
             self.observe_caps(key, &caps, now);
         }
 
@@ -294,6 +295,7 @@ impl Gateway {
             self.caps
                 .take_resources(key, &caps, u64::from(ctx.report.released), now)
                 .map_err(|exceeded| self.throttle(ctx, key, exceeded))?;
+            self.flush_caps().await;
             self.observe_caps(key, &caps, now);
         }
         Ok(released)
@@ -445,6 +447,18 @@ impl Gateway {
             key.partner
         ));
         GatewayError::throttled(exceeded.to_string(), exceeded.retry_after)
+    }
+
+    /// Makes the counters durable before the answer goes out, so a
+    /// restart cannot forget what was released.
+    async fn flush_caps(&self) {
+        let caps = Arc::clone(&self.caps);
+        if tokio::task::spawn_blocking(move || caps.flush())
+            .await
+            .is_err()
+        {
+            tracing::error!("volume-cap flush task failed");
+        }
     }
 
     fn observe_caps(&self, key: &CapKey, caps: &Caps, now: OffsetDateTime) {
