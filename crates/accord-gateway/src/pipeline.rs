@@ -212,39 +212,13 @@ impl Gateway {
         // narrow
         let scope = Scope::new(&policies, &partner, &purpose, now, obligations.as_ref());
         let referral_parties = scope.referral_parties();
+        let mut narrowing = Narrowing::Forward;
         if let Some(parties) = &referral_parties {
-            let named = named_patients(&fhir);
-            if named.is_empty()
-                && let Interaction::SearchType { ty } = fhir.interaction
-                && scope.population_search(ty)
-            {
-                let members = self
-                    .referral_population(&scope, &policies, parties, ctx)
-                    .await?;
-                if members.is_empty() {
-                    let updated = now.format(&Rfc3339).unwrap_or_default();
-                    return gateway_made(
-                        StatusCode::OK,
-                        &empty_searchset(&ctx.request_id, &updated, &self_link),
-                    );
-                }
-                // The search is narrowed to the cohort like a search that
-                // names its patients.
-                let (name, values) = if ty == accord_fhir::ResourceType::PATIENT {
-                    ("_id", members.iter().cloned().collect::<Vec<_>>())
-                } else {
-                    (
-                        "patient",
-                        members.iter().map(|p| format!("Patient/{p}")).collect(),
-                    )
-                };
-                fhir.params.push(name, &values.join(","));
-            } else {
-                self.resolve_referrals(&scope, &policies, parties, named, ctx)
-                    .await?;
-            }
+            narrowing = self
+                .narrow_to_referrals(&mut fhir, &scope, &policies, parties, ctx)
+                .await?;
         }
-        if narrow(&mut fhir, &scope)? == Narrowing::NoMatch {
+        if narrowing == Narrowing::NoMatch || narrow(&mut fhir, &scope)? == Narrowing::NoMatch {
             let updated = now.format(&Rfc3339).unwrap_or_default();
             return gateway_made(
                 StatusCode::OK,
@@ -505,6 +479,46 @@ impl Gateway {
             .await?;
         scope.learn_referrals(answers);
         Ok(())
+    }
+
+    /// Resolves the referral cohort for what the request names; a
+    /// population search is narrowed to the cohort's listed members, like a
+    /// search that names its patients (`NoMatch` when there are none).
+    async fn narrow_to_referrals(
+        &self,
+        fhir: &mut FhirRequest,
+        scope: &Scope<'_>,
+        policies: &PolicySet,
+        parties: &BTreeSet<PartnerId>,
+        ctx: &RequestContext,
+    ) -> Result<Narrowing, GatewayError> {
+        let named = named_patients(fhir);
+        let Interaction::SearchType { ty } = fhir.interaction else {
+            self.resolve_referrals(scope, policies, parties, named, ctx)
+                .await?;
+            return Ok(Narrowing::Forward);
+        };
+        if !named.is_empty() || !scope.population_search(ty) {
+            self.resolve_referrals(scope, policies, parties, named, ctx)
+                .await?;
+            return Ok(Narrowing::Forward);
+        }
+        let members = self
+            .referral_population(scope, policies, parties, ctx)
+            .await?;
+        if members.is_empty() {
+            return Ok(Narrowing::NoMatch);
+        }
+        let (name, values) = if ty == accord_fhir::ResourceType::PATIENT {
+            ("_id", members.iter().cloned().collect::<Vec<_>>())
+        } else {
+            (
+                "patient",
+                members.iter().map(|p| format!("Patient/{p}")).collect(),
+            )
+        };
+        fhir.params.push(name, &values.join(","));
+        Ok(Narrowing::Forward)
     }
 
     /// Every member of a referral cohort, for a population search, learned
