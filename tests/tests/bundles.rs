@@ -53,7 +53,8 @@ async fn a_batch_answers_every_entry_as_its_own_request() {
         {"request": {"method": "GET", "url": format!("MedicationRequest?patient={p}")}},
         {"request": {"method": "GET", "url": format!("Patient/{OPTED_OUT}")}},
         {"request": {"method": "POST", "url": "Task"}, "resource": task(&p)},
-        {"request": {"method": "GET", "url": format!("Observation?code=8867-4")}}
+        {"request": {"method": "GET", "url": format!("Observation?code=8867-4")}},
+        {"request": {"method": "POST", "url": "Task", "ifNoneExist": "identifier=x|1"}, "resource": task(&p)}
     ]});
     let response = post_bundle(&h, "maple-primary", "TREAT", &bundle).await;
     assert_eq!(response.status, 200, "{}", response.text());
@@ -71,6 +72,7 @@ async fn a_batch_answers_every_entry_as_its_own_request() {
             "403 Forbidden",
             "404 Not Found",
             "201 Created",
+            "403 Forbidden",
             "403 Forbidden"
         ]
     );
@@ -94,7 +96,7 @@ async fn a_batch_answers_every_entry_as_its_own_request() {
 
     let records = h.audit_records();
     let new: Vec<_> = records[before..].iter().collect();
-    assert_eq!(new.len(), 6, "one record per entry and one for the Bundle");
+    assert_eq!(new.len(), 7, "one record per entry and one for the Bundle");
     let outer = new.last().unwrap();
     for (i, decision) in [
         DecisionKind::Permit,

@@ -37,6 +37,7 @@ recipients = ["maple-primary"]
 resources = ["Patient", "Condition", "Encounter"]
 interactions = ["read", "search"]
 cohort = "referred"
+population_search = true
 "#;
 
 fn options(organizations: bool) -> Options {
@@ -196,7 +197,7 @@ async fn a_patient_without_a_referral_looks_exactly_like_a_patient_with_no_data(
 }
 
 #[tokio::test]
-async fn a_new_referral_counts_and_population_searches_must_name_a_patient() {
+async fn a_new_referral_counts() {
     let h = Harness::start_with(options(true)).await;
     let p = unreferred_patient(&h);
     assert_eq!(get(&h, &format!("Patient/{p}")).await.status, 404);
@@ -214,8 +215,41 @@ async fn a_new_referral_counts_and_population_searches_must_name_a_patient() {
     // Membership answers are cached for at most a second.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(get(&h, &format!("Patient/{p}")).await.status, 200);
-    let population = get(&h, "Condition?code=I10").await;
-    assert_eq!(population.status, 403, "{}", population.text());
+}
+
+#[tokio::test]
+async fn a_population_search_is_narrowed_to_the_referred_patients() {
+    let h = Harness::start_with(options(true)).await;
+    let referred = referred_patient(&h);
+    let unreferred = unreferred_patient(&h);
+    let response = get(&h, "Patient?_count=200").await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let ids: Vec<String> = response.json().unwrap()["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.contains(&referred), "{ids:?}");
+    assert!(!ids.contains(&unreferred), "{ids:?}");
+    assert!(ids.len() < accord_e2e::PATIENTS, "not everyone: {ids:?}");
+    let forwarded: Vec<String> = h
+        .upstream
+        .store()
+        .recorded_requests()
+        .into_iter()
+        .map(|r| r.path_and_query)
+        .filter(|q| q.starts_with("/fhir/Patient?"))
+        .collect();
+    assert!(
+        forwarded.iter().all(|q| q.contains("_id=")),
+        "the upstream search itself was narrowed: {forwarded:?}"
+    );
+
+    // Without the partners' Organizations the cohort cannot be listed.
+    let unresolvable = Harness::start_with(options(false)).await;
+    let refused = get(&unresolvable, "Patient?_count=200").await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
 }
 
 #[tokio::test]
@@ -231,4 +265,32 @@ async fn when_membership_cannot_be_asked_nothing_is_released() {
     let search = get(&h, &format!("Condition?patient={p}")).await;
     assert!(search.status >= 500, "{}", search.text());
     assert!(!search.text().contains("\"Condition\""));
+}
+
+#[tokio::test]
+async fn partners_organisations_are_found_by_their_identifiers() {
+    let population = accord_testkit::population::generate(7, accord_e2e::PATIENTS);
+    let identifier = |org: &str| {
+        let o = population.get("Organization", org).unwrap();
+        format!(
+            "identifiers = [\"{}|{}\"]",
+            o["identifier"][0]["system"].as_str().unwrap(),
+            o["identifier"][0]["value"].as_str().unwrap()
+        )
+    };
+    let mut options = options(false);
+    options.partner_lines = vec![
+        ("riverside-bh", identifier(ORG_BEHAVIORAL)),
+        ("maple-primary", identifier(ORG_PRIMARY)),
+    ];
+    let h = Harness::start_with(options).await;
+    let p = referred_patient(&h);
+    let read = get(&h, &format!("Patient/{p}")).await;
+    assert_eq!(read.status, 200, "{}", read.text());
+    assert!(
+        h.upstream.store().recorded_requests().iter().any(|r| r
+            .path_and_query
+            .starts_with("/fhir/Organization?identifier=")),
+        "looked up by identifier"
+    );
 }

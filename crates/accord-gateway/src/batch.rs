@@ -42,6 +42,11 @@ pub struct EntryRequest {
     pub url: String,
     /// The entry's resource, for POST and PUT.
     pub body: Bytes,
+    /// `request.ifMatch`, sent as `If-Match` like a partner's own header.
+    pub if_match: Option<String>,
+    /// Why the entry is refused before it is decided (conditional
+    /// interactions, which the gateway does not support).
+    pub refused: Option<String>,
 }
 
 /// A posted batch or transaction.
@@ -110,10 +115,20 @@ pub fn parse_bundle(body: &[u8]) -> Result<BundleRequest, GatewayError> {
             }
             _ => Bytes::new(),
         };
+        let if_match = entry
+            .pointer("/request/ifMatch")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let refused = ["ifNoneExist", "ifNoneMatch", "ifModifiedSince"]
+            .into_iter()
+            .find(|field| entry.pointer(&format!("/request/{field}")).is_some())
+            .map(|field| format!("conditional requests (`request.{field}`) are not supported"));
         requests.push(EntryRequest {
             method,
             url: url.to_owned(),
             body,
+            if_match,
+            refused,
         });
     }
     Ok(BundleRequest {
@@ -229,16 +244,22 @@ fn status_line(status: StatusCode) -> String {
 
 /// The transaction sent upstream, rebuilt from the checked entries (their
 /// typed requests and the checked, stamped bodies).
-pub fn transaction_bundle(prepared: &[(FhirRequest, Bytes)]) -> Result<Bytes, GatewayError> {
+pub fn transaction_bundle(
+    prepared: &[(FhirRequest, Bytes, Option<String>)],
+) -> Result<Bytes, GatewayError> {
     let mut entries = Vec::new();
-    for (request, body) in prepared {
+    for (request, body, if_match) in prepared {
         let (method, url) = match &request.interaction {
             Interaction::Create { .. } => ("POST", request.relative_path()),
             Interaction::Update { .. } => ("PUT", request.relative_path()),
             _ => return Err(GatewayError::internal()),
         };
         let resource: Value = serde_json::from_slice(body).map_err(|_| GatewayError::internal())?;
-        entries.push(json!({"resource": resource, "request": {"method": method, "url": url}}));
+        let mut entry_request = json!({"method": method, "url": url});
+        if let (Some(if_match), Some(fields)) = (if_match, entry_request.as_object_mut()) {
+            fields.insert("ifMatch".into(), if_match.clone().into());
+        }
+        entries.push(json!({"resource": resource, "request": entry_request}));
     }
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
     serde_json::to_vec(&bundle)

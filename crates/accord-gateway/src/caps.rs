@@ -5,8 +5,9 @@
 //! does not reset a day's count. A request is counted when it is permitted
 //! (before it reaches the upstream); resources are counted when they are
 //! released, and a response that would take the day's count over the cap
-//! is not released at all. Only grants with caps touch the store; each
-//! counted update is flushed before the answer goes out.
+//! is not released at all. Only grants with caps touch the store; the
+//! pipeline flushes each counted update (on a blocking thread) before the
+//! answer goes out.
 
 use std::path::Path;
 use std::time::Duration;
@@ -226,10 +227,7 @@ impl VolumeCaps {
             });
         match updated {
             Ok(_) if over => Err(exceeded(kind, limit, now)),
-            Ok(_) => {
-                self.flush();
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(e) => {
                 // A counter that cannot be kept is a cap that cannot be
                 // enforced: refuse.

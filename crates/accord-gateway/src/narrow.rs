@@ -111,9 +111,10 @@ fn narrow_search(
         )));
     }
     if !named_patient && scope.referral_parties().is_some() {
-        // The cohort's members are only known patient by patient.
+        // The pipeline narrows population searches under a referral cohort
+        // to its listed members; a search that reaches here unnamed was not.
         return Err(GatewayError::forbidden(format!(
-            "name a patient (e.g. `{ty}?patient=Patient/123`): the agreement's cohort is patients with a referral, resolved one patient at a time"
+            "name a patient (e.g. `{ty}?patient=Patient/123`): the agreement's cohort is patients with a referral"
         )));
     }
     Ok(if out_of_reach {

@@ -205,17 +205,20 @@ impl Gateway {
             self.caps
                 .admit_request(key, &caps, now)
                 .map_err(|exceeded| self.throttle(ctx, key, exceeded))?;
+            self.flush_caps().await;
             self.observe_caps(key, &caps, now);
         }
 
         // narrow
         let scope = Scope::new(&policies, &partner, &purpose, now, obligations.as_ref());
         let referral_parties = scope.referral_parties();
+        let mut narrowing = Narrowing::Forward;
         if let Some(parties) = &referral_parties {
-            self.resolve_referrals(&scope, &policies, parties, named_patients(&fhir), ctx)
+            narrowing = self
+                .narrow_to_referrals(&mut fhir, &scope, &policies, parties, ctx)
                 .await?;
         }
-        if narrow(&mut fhir, &scope)? == Narrowing::NoMatch {
+        if narrowing == Narrowing::NoMatch || narrow(&mut fhir, &scope)? == Narrowing::NoMatch {
             let updated = now.format(&Rfc3339).unwrap_or_default();
             return gateway_made(
                 StatusCode::OK,
@@ -266,6 +269,7 @@ impl Gateway {
             self.caps
                 .take_resources(key, &caps, u64::from(ctx.report.released), now)
                 .map_err(|exceeded| self.throttle(ctx, key, exceeded))?;
+            self.flush_caps().await;
             self.observe_caps(key, &caps, now);
         }
         Ok(released)
@@ -301,7 +305,8 @@ impl Gateway {
                         .run_entry(ctx, parts, index, entry, Some(&mut slot))
                         .await?
                     {
-                        Ok(_) => prepared.extend(slot),
+                        Ok(_) => prepared
+                            .extend(slot.map(|(fhir, body)| (fhir, body, entry.if_match.clone()))),
                         Err(error) => refused.push((index, error)),
                     }
                 }
@@ -372,7 +377,13 @@ impl Gateway {
             if !entry.body.is_empty() {
                 builder = builder.header(header::CONTENT_TYPE, "application/fhir+json");
             }
+            if let Some(if_match) = &entry.if_match {
+                builder = builder.header(header::IF_MATCH, if_match);
+            }
             let result = match builder.body(Full::new(entry.body.clone())) {
+                Ok(_) if entry.refused.is_some() => Err(GatewayError::forbidden(
+                    entry.refused.clone().unwrap_or_default(),
+                )),
                 Ok(request) => self.run(&mut ctx, request, check_only).await,
                 Err(_) => Err(GatewayError::bad_request(format!(
                     "Bundle.entry[{index}]: `request.url` is not a valid URL"
@@ -410,6 +421,18 @@ impl Gateway {
             key.partner
         ));
         GatewayError::throttled(exceeded.to_string(), exceeded.retry_after)
+    }
+
+    /// Makes the counters durable before the answer goes out, so a
+    /// restart cannot forget what was released.
+    async fn flush_caps(&self) {
+        let caps = Arc::clone(&self.caps);
+        if tokio::task::spawn_blocking(move || caps.flush())
+            .await
+            .is_err()
+        {
+            tracing::error!("volume-cap flush task failed");
+        }
     }
 
     fn observe_caps(&self, key: &CapKey, caps: &Caps, now: OffsetDateTime) {
@@ -456,6 +479,70 @@ impl Gateway {
             .await?;
         scope.learn_referrals(answers);
         Ok(())
+    }
+
+    /// Resolves the referral cohort for what the request names; a
+    /// population search is narrowed to the cohort's listed members, like a
+    /// search that names its patients (`NoMatch` when there are none).
+    async fn narrow_to_referrals(
+        &self,
+        fhir: &mut FhirRequest,
+        scope: &Scope<'_>,
+        policies: &PolicySet,
+        parties: &BTreeSet<PartnerId>,
+        ctx: &RequestContext,
+    ) -> Result<Narrowing, GatewayError> {
+        let named = named_patients(fhir);
+        let Interaction::SearchType { ty } = fhir.interaction else {
+            self.resolve_referrals(scope, policies, parties, named, ctx)
+                .await?;
+            return Ok(Narrowing::Forward);
+        };
+        if !named.is_empty() || !scope.population_search(ty) {
+            self.resolve_referrals(scope, policies, parties, named, ctx)
+                .await?;
+            return Ok(Narrowing::Forward);
+        }
+        let members = self
+            .referral_population(scope, policies, parties, ctx)
+            .await?;
+        if members.is_empty() {
+            return Ok(Narrowing::NoMatch);
+        }
+        let (name, values) = if ty == accord_fhir::ResourceType::PATIENT {
+            ("_id", members.iter().cloned().collect::<Vec<_>>())
+        } else {
+            (
+                "patient",
+                members.iter().map(|p| format!("Patient/{p}")).collect(),
+            )
+        };
+        fhir.params.push(name, &values.join(","));
+        Ok(Narrowing::Forward)
+    }
+
+    /// Every member of a referral cohort, for a population search, learned
+    /// into `scope`; refused when the list cannot be read whole or is too
+    /// long to send as one search.
+    async fn referral_population(
+        &self,
+        scope: &Scope<'_>,
+        policies: &PolicySet,
+        parties: &BTreeSet<PartnerId>,
+        ctx: &RequestContext,
+    ) -> Result<BTreeSet<String>, GatewayError> {
+        let members = self
+            .referrals
+            .all_members(&self.upstream, policies, parties, &ctx.request_id)
+            .await?
+            .filter(|m| m.len() <= MAX_PATIENTS_PER_REQUEST)
+            .ok_or_else(|| {
+                GatewayError::forbidden(
+                    "the agreement's referral cohort cannot be listed whole: name a patient (e.g. `?patient=Patient/123`)",
+                )
+            })?;
+        scope.learn_referrals(members.iter().map(|p| (p.clone(), true)).collect());
+        Ok(members)
     }
 
     /// The answer for a patient who has no data: an empty searchset for a

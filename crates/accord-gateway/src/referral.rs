@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use accord_fhir::compartment::{PatientLinks, patient_links};
+use accord_fhir::compartment::{PatientLinks, patient_id_of_reference, patient_links};
 use accord_fhir::{FhirRequest, Interaction, Method, ResourceType, SearchParams};
 use accord_policy::{PartnerId, PolicySet};
 use bytes::Bytes;
@@ -84,6 +84,67 @@ impl ReferralResolver {
             answers.insert(patient.clone(), member);
         }
         Ok(answers)
+    }
+
+    /// Every member of the cohort, for a population search: the patients
+    /// of all referrals between the parties' Organizations. `None` when the
+    /// list cannot be read whole (a party without an Organization, more
+    /// referrals than one page) — the search is then refused.
+    pub async fn all_members(
+        &self,
+        upstream: &Upstream,
+        policies: &PolicySet,
+        parties: &BTreeSet<PartnerId>,
+        request_id: &str,
+    ) -> Result<Option<BTreeSet<String>>, GatewayError> {
+        let mut organizations = BTreeMap::new();
+        for party in parties {
+            let orgs = self
+                .organizations_of(upstream, policies, party, request_id)
+                .await?;
+            if orgs.is_empty() {
+                return Ok(None);
+            }
+            organizations.insert(party.clone(), orgs);
+        }
+        if organizations.len() < 2 {
+            return Ok(None);
+        }
+        let count = REFERRALS_PER_PAGE.to_string();
+        let mut members = BTreeSet::new();
+        for (sender, from_orgs) in &organizations {
+            for (receiver, to_orgs) in &organizations {
+                if sender == receiver {
+                    continue;
+                }
+                for from in from_orgs {
+                    for to in to_orgs {
+                        let searches = [
+                            ("ServiceRequest", "performer", "subject"),
+                            ("Task", "owner", "for"),
+                        ];
+                        for (ty, to_param, patient_field) in searches {
+                            let query = form_query(&[
+                                ("requester", from.as_str()),
+                                (to_param, to.as_str()),
+                                ("_count", count.as_str()),
+                            ]);
+                            let bundle = search(upstream, ty, query, request_id).await?;
+                            if has_next_page(&bundle) {
+                                return Ok(None);
+                            }
+                            members.extend(entries(&bundle).filter_map(|r| {
+                                r.pointer(&format!("/{patient_field}/reference"))
+                                    .and_then(Value::as_str)
+                                    .and_then(patient_id_of_reference)
+                                    .map(str::to_owned)
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Some(members))
     }
 
     fn cached_member(&self, key: &str, patient: &str) -> Option<bool> {
@@ -250,6 +311,15 @@ async fn search(
         return Err(GatewayError::upstream_invalid());
     }
     Ok(bundle)
+}
+
+fn has_next_page(bundle: &Value) -> bool {
+    bundle
+        .get("link")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
 }
 
 fn entries(bundle: &Value) -> impl Iterator<Item = &Value> {
