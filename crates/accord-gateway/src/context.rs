@@ -19,6 +19,7 @@ pub struct RequestContext {
     pub method: String,
     pub target: String,
     pub client_pin: Option<SpkiPin>,
+    pub client_cert_sha256: Option<String>,
     pub partner: Option<PartnerId>,
     pub purpose: Option<Purpose>,
     pub interaction: Option<InteractionKind>,
@@ -31,6 +32,9 @@ pub struct RequestContext {
     pub report: ReleaseReport,
     /// The partner's legal name, from partners.toml.
     pub partner_name: Option<String>,
+    /// The partner's postal address from partners.toml, for the audit
+    /// record (the accounting of disclosures names it).
+    pub partner_address: Option<String>,
     /// Content hash of the policy set that decided.
     pub policy_version: Option<String>,
     /// Bytes of the body released.

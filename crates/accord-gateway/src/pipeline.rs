@@ -42,6 +42,8 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// Pin of the verified client certificate's key, if one was presented.
     pub client_pin: Option<SpkiPin>,
+    /// SHA-256 fingerprint of that certificate (for the audit record).
+    pub client_cert_sha256: Option<String>,
 }
 
 /// Everything the data path needs; shared by all connections.
@@ -89,6 +91,7 @@ impl Gateway {
                 .path_and_query()
                 .map_or_else(|| request.uri().path().to_owned(), ToString::to_string),
             client_pin: connection.client_pin.clone(),
+            client_cert_sha256: connection.client_cert_sha256.clone(),
             partner: None,
             purpose: None,
             interaction: None,
@@ -98,6 +101,7 @@ impl Gateway {
             refusal: None,
             report: ReleaseReport::default(),
             partner_name: None,
+            partner_address: None,
             policy_version: None,
             bytes: 0,
         };
@@ -146,7 +150,10 @@ impl Gateway {
                 error
             })?;
         ctx.partner = Some(partner.clone());
-        ctx.partner_name = policies.partner(&partner).map(|p| p.name.clone());
+        if let Some(known) = policies.partner(&partner) {
+            ctx.partner_name = Some(known.name.clone());
+            ctx.partner_address = known.address.clone();
+        }
         ctx.policy_version = Some(policies.version().as_str().to_owned());
 
         // parse

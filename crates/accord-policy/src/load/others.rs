@@ -54,6 +54,7 @@ pub(crate) fn compile_partners(source: &SourceFile, errors: &mut Vec<PolicyError
             name,
             identifiers,
             contact,
+            address,
             status,
             spki_sha256,
         } = entry.into_inner();
@@ -90,6 +91,8 @@ pub(crate) fn compile_partners(source: &SourceFile, errors: &mut Vec<PolicyError
                 name,
                 identifiers,
                 contact,
+                // Blank means not given: the accounting then says so.
+                address: address.filter(|a| !a.trim().is_empty()),
                 status,
                 spki_sha256: pins,
             },
