@@ -288,7 +288,7 @@ fn write_policies(dir: &Path, pki: &DevPki, options: &Options) -> PolicySet {
             "active"
         };
         partners.push_str(&format!(
-            "[[partner]]\nid = \"{name}\"\nname = \"{name}\"\nstatus = \"{status}\"\nspki_sha256 = [\"{}\"]\n",
+            "[[partner]]\nid = \"{name}\"\nname = \"{name}\"\naddress = \"1 {name} Way, Springfield\"\nstatus = \"{status}\"\nspki_sha256 = [\"{}\"]\n",
             pki.clients[name].spki_sha256_hex
         ));
         for (partner, lines) in &options.partner_lines {

@@ -154,6 +154,31 @@ async fn a_permit_record_names_partner_purpose_agreement_and_rule() {
         record.client_spki.as_deref(),
         Some(h.pki.clients["maple-primary"].spki_sha256_hex.as_str())
     );
+    assert_eq!(
+        record.partner_address.as_deref(),
+        Some("1 maple-primary Way, Springfield"),
+        "the recipient's address, from partners.toml"
+    );
+    // The certificate's own fingerprint: SHA-256 of its DER.
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(
+        h.pki.clients["maple-primary"].cert_pem.as_bytes(),
+    )
+    .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
+    .unwrap();
+    let fingerprint: String = ring::digest::digest(&ring::digest::SHA256, &der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        record.client_cert_sha256.as_deref(),
+        Some(fingerprint.as_str())
+    );
+    assert!(
+        record.peer.starts_with("127.0.0.1:") || record.peer.starts_with("[::1]:"),
+        "the client's socket address: {}",
+        record.peer
+    );
 }
 
 #[tokio::test]

@@ -9,12 +9,14 @@
     clippy::panic
 )] // test code: a panic is a failed test
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use accord_e2e::Harness;
 use accord_gateway::admin::{AdminServer, AdminState};
 use accord_gateway::config::AdminConfig;
+use accord_gateway::watch::FileWatch;
 use accord_testkit::client::{PartnerClient, PartnerResponse};
 use accord_testkit::pki::DevPki;
 use http::Method;
@@ -508,5 +510,166 @@ async fn the_admin_api_answers_audit_queries_from_the_running_gateway() {
             .await
             .status,
         405
+    );
+}
+
+/// Polls `check` every 50 ms until it holds; fails after 20 s. A deadline
+/// for a background reload, not a timing assertion.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still not the case after 20 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Writes `path` whole through a rename, as operators are told to.
+fn replace_file(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp-write");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test]
+async fn an_edited_agreement_is_put_in_force_by_the_file_watch() {
+    let h = Harness::start().await;
+    let state = admin_state(&h, true);
+    let admin = AdminServer::start(loopback(), state.clone()).await.unwrap();
+    let _watch = FileWatch::start(state, Duration::from_millis(100))
+        .unwrap()
+        .unwrap();
+    let url = h.url(&format!("Patient/{}", h.patient()));
+    let client = h.client("maple-primary");
+    assert_eq!(client.get(&url, "TREAT").await.unwrap().status, 200);
+
+    let care = h.dir.path().join("policies/agreements/care.toml");
+    let text = std::fs::read_to_string(&care).unwrap();
+    assert!(text.contains("status = \"active\""));
+    replace_file(
+        &care,
+        &text.replace("status = \"active\"", "status = \"suspended\""),
+    );
+    eventually("the suspended agreement refuses reads", || async {
+        client.get(&url, "TREAT").await.unwrap().status == 403
+    })
+    .await;
+    let reloads = call(&admin, Method::GET, "/reloads", Some(TOKEN))
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(reloads["policies"]["last_reload"]["ok"], true, "{reloads}");
+    assert_eq!(
+        reloads["policies"]["last_reload"]["trigger"], "watch",
+        "{reloads}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_policy_file_is_refused_by_the_file_watch_and_the_last_good_set_stays() {
+    let h = Harness::start().await;
+    let state = admin_state(&h, true);
+    let admin = AdminServer::start(loopback(), state.clone()).await.unwrap();
+    let _watch = FileWatch::start(state, Duration::from_millis(100))
+        .unwrap()
+        .unwrap();
+    let before = call(&admin, Method::GET, "/policies", Some(TOKEN))
+        .await
+        .json()
+        .unwrap();
+
+    let broken = h.dir.path().join("policies/agreements/broken.toml");
+    replace_file(&broken, "id = \"broken\"\nversion = \"not a number\"\n");
+    eventually("the admin API reports the refused set", || async {
+        let body = call(&admin, Method::GET, "/policies", Some(TOKEN))
+            .await
+            .json()
+            .unwrap();
+        body["last_reload"]["ok"] == false
+    })
+    .await;
+    let policies = call(&admin, Method::GET, "/policies", Some(TOKEN))
+        .await
+        .json()
+        .unwrap();
+    let error = policies["last_reload"]["error"].as_str().unwrap();
+    assert!(error.contains("broken.toml"), "{policies}");
+    assert_eq!(
+        policies["version"], before["version"],
+        "the last good set stays"
+    );
+    let still = h
+        .client("maple-primary")
+        .get(&h.url(&format!("Patient/{}", h.patient())), "TREAT")
+        .await
+        .unwrap();
+    assert_eq!(still.status, 200);
+    let metrics = call(&admin, Method::GET, "/metrics", Some(TOKEN))
+        .await
+        .text();
+    assert!(
+        metrics.contains("accord_policy_reloads_total{result=\"failed\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn replaced_server_certificate_files_are_picked_up_by_the_file_watch() {
+    let h = Harness::start().await;
+    let state = admin_state(&h, true);
+    let admin = AdminServer::start(loopback(), state.clone()).await.unwrap();
+    let _watch = FileWatch::start(state, Duration::from_millis(100))
+        .unwrap()
+        .unwrap();
+    let url = h.url(&format!("Patient/{}", h.patient()));
+    let partner = &h.pki.clients["maple-primary"];
+    let identity = Some((partner.cert_pem.as_str(), partner.key_pem.as_str()));
+    let rotated = DevPki::generate(&["localhost", "127.0.0.1"], &[]).unwrap();
+    let trusts_new = PartnerClient::new(&rotated.ca_cert_pem, identity).unwrap();
+    assert!(trusts_new.get(&url, "TREAT").await.is_err());
+
+    let pki_dir = h.dir.path().join("pki");
+    replace_file(&pki_dir.join("server.key"), &rotated.server.key_pem);
+    replace_file(&pki_dir.join("server.pem"), &rotated.server.cert_pem);
+    eventually("new connections are shown the new certificate", || async {
+        trusts_new
+            .get(&url, "TREAT")
+            .await
+            .is_ok_and(|r| r.status == 200)
+    })
+    .await;
+    assert!(h.client("maple-primary").get(&url, "TREAT").await.is_err());
+    let reloads = call(&admin, Method::GET, "/reloads", Some(TOKEN))
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(
+        reloads["tls"]["last_reload"]["trigger"], "watch",
+        "{reloads}"
+    );
+
+    // A broken file is refused; the certificate in force stays.
+    replace_file(&pki_dir.join("server.pem"), "not pem");
+    eventually("the refused TLS reload is reported", || async {
+        let body = call(&admin, Method::GET, "/reloads", Some(TOKEN))
+            .await
+            .json()
+            .unwrap();
+        body["tls"]["last_reload"]["ok"] == false
+    })
+    .await;
+    assert_eq!(trusts_new.get(&url, "TREAT").await.unwrap().status, 200);
+    let metrics = call(&admin, Method::GET, "/metrics", Some(TOKEN))
+        .await
+        .text();
+    assert!(
+        metrics.contains("accord_tls_reloads_total{result=\"failed\"}"),
+        "{metrics}"
     );
 }

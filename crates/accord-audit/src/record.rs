@@ -37,6 +37,10 @@ pub struct AuditRecord {
     pub partner_address: Option<String>,
     /// SHA-256 pin of the presented certificate's key, if any.
     pub client_spki: Option<String>,
+    /// SHA-256 fingerprint of the presented certificate itself (DER), if
+    /// any: which certificate, where `client_spki` says which key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_sha256: Option<String>,
     /// Client socket address.
     pub peer: String,
     pub purpose: Option<String>,
@@ -171,6 +175,7 @@ impl Default for AuditRecord {
             partner_name: None,
             partner_address: None,
             client_spki: None,
+            client_cert_sha256: None,
             peer: String::new(),
             purpose: None,
             method: String::new(),

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use accord_audit::AuditStore;
 use accord_gateway::GatewayServer;
-use accord_gateway::admin::{AdminServer, AdminState};
+use accord_gateway::admin::{AdminServer, AdminState, Trigger};
 use accord_gateway::config::AccordConfig;
+use accord_gateway::watch::FileWatch;
 use accord_policy::PolicySet;
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
@@ -33,6 +34,10 @@ pub async fn run(
         config.gateway.upstream_url = upstream;
     }
     logging::init(&config.log);
+    // Before anything is announced: a SIGHUP sent as soon as the listeners
+    // are up must reload, not kill the process.
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
 
     let policies = PolicySet::load_dir(&config.policies.dir)
         .map_err(|e| anyhow::anyhow!("policies are invalid; not starting:\n{e}"))?;
@@ -80,16 +85,19 @@ pub async fn run(
         None
     };
 
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut hangup = signal(SignalKind::hangup())?;
+    let watch = FileWatch::start(admin_state.clone(), config.reload.watch_interval)?;
+
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
-            _ = hangup.recv() => reload(&admin_state),
+            _ = hangup.recv() => reload(&admin_state).await,
         }
     }
     println!("accord: shutting down");
+    if let Some(watch) = watch {
+        watch.stop();
+    }
     if let Some(admin) = admin {
         admin.shutdown().await;
     }
@@ -100,13 +108,13 @@ pub async fn run(
 
 /// SIGHUP: loads the policy directory again (a set with errors is refused
 /// and the last good one stays in force) and the server certificate, key
-/// and partner CA bundle (on error the ones in force stay).
-fn reload(admin: &AdminState) {
-    let _ = admin.reload_policies();
-    match admin.certs.reload() {
-        Ok(()) => tracing::info!("server certificate and partner CA bundle reloaded"),
-        Err(e) => {
-            tracing::error!(error = %e, "TLS reload refused; keeping the certificates in force");
-        }
-    }
+/// and partner CA bundle (on error the ones in force stay), off the async
+/// threads.
+async fn reload(admin: &AdminState) {
+    let admin = admin.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = admin.reload_policies_by(Trigger::Signal);
+        let _ = admin.reload_tls(Trigger::Signal);
+    })
+    .await;
 }

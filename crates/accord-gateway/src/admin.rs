@@ -8,6 +8,8 @@
 //!   last good set if the new one has errors;
 //! - `POST /tls/reload`: read the server certificate, key and partner CA
 //!   bundle again;
+//! - `GET /reloads`: what the last policy and TLS reloads did (SIGHUP,
+//!   admin API or file watch);
 //! - `GET /audit/query`, `/audit/disclosures`, `/audit/checkpoint`,
 //!   `/audit/prove`, `/audit/verify`: the privacy officer's queries, through
 //!   the gateway's own audit store (see `admin/audit.rs`).
@@ -45,8 +47,10 @@ use crate::server::{GatewayServer, ServerCerts};
 mod audit;
 mod auth;
 mod ready;
+mod reloads;
 
 pub use auth::{AdminToken, TokenError};
+pub use reloads::{LastReload, ReloadStatus, Trigger};
 
 /// Admin requests must send their head within this.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,6 +70,8 @@ pub struct AdminState {
     /// The running gateway's audit store, for `/audit/*` (it holds the
     /// index exclusively; queries go through it).
     pub audit: Option<Arc<AuditStore>>,
+    /// The last policy and TLS reload, whoever asked for it.
+    pub reloads: Arc<ReloadStatus>,
 }
 
 /// A running admin listener.
@@ -119,6 +125,7 @@ impl AdminState {
             token,
             open_probes: config.open_probes,
             audit: None,
+            reloads: Arc::default(),
         })
     }
 
@@ -132,7 +139,38 @@ impl AdminState {
     /// Loads the policy directory and puts it in force, or keeps the last
     /// good set and returns the errors. Used by SIGHUP and the admin API.
     pub fn reload_policies(&self) -> PolicyReload {
-        reload_policies(&self.policies, &self.metrics, &self.policies_dir)
+        self.reload_policies_by(Trigger::Admin)
+    }
+
+    /// [`reload_policies`](Self::reload_policies), remembering who asked
+    /// and what came of it for `GET /reloads`.
+    pub fn reload_policies_by(&self, trigger: Trigger) -> PolicyReload {
+        let reload = reload_policies(&self.policies, &self.metrics, &self.policies_dir);
+        let error = match &reload {
+            PolicyReload::Applied { .. } => None,
+            PolicyReload::Refused { errors } => Some(errors.clone()),
+        };
+        self.reloads.record_policies(trigger, error);
+        reload
+    }
+
+    /// Reads the server certificate, key and partner CA bundle again; on
+    /// error the ones in force stay. Logged, counted and remembered.
+    pub fn reload_tls(&self, trigger: Trigger) -> Result<(), crate::tls::TlsError> {
+        let result = self.certs.reload();
+        match &result {
+            Ok(()) => {
+                tracing::info!("server certificate and partner CA bundle reloaded");
+                self.metrics.tls_reload(ReloadResult::Ok);
+                self.reloads.record_tls(trigger, None);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TLS reload refused; keeping the certificates in force");
+                self.metrics.tls_reload(ReloadResult::Failed);
+                self.reloads.record_tls(trigger, Some(e.to_string()));
+            }
+        }
+        result
     }
 }
 
@@ -275,9 +313,20 @@ pub async fn handle<B>(state: &AdminState, request: &Request<B>) -> Response<Ful
                     "agreements": policies.agreements().len(),
                     "partners": policies.partners().count(),
                     "dir": state.policies_dir.display().to_string(),
+                    "last_reload": state.reloads.policies(),
                 }),
             )
         }
+        (&Method::GET, "/reloads") => json_response(
+            StatusCode::OK,
+            &json!({
+                "policies": {
+                    "version": state.policies.current().version().to_string(),
+                    "last_reload": state.reloads.policies(),
+                },
+                "tls": {"last_reload": state.reloads.tls()},
+            }),
+        ),
         (&Method::POST, "/policies/reload") => match state.reload_policies() {
             PolicyReload::Applied { version } => json_response(
                 StatusCode::OK,
@@ -292,25 +341,20 @@ pub async fn handle<B>(state: &AdminState, request: &Request<B>) -> Response<Ful
                 }),
             ),
         },
-        (&Method::POST, "/tls/reload") => match state.certs.reload() {
-            Ok(()) => {
-                tracing::info!("server certificate and partner CA bundle reloaded");
-                json_response(StatusCode::OK, &json!({"reloaded": true}))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "TLS reload refused; keeping the certificates in force");
-                json_response(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &json!({"reloaded": false, "error": e.to_string()}),
-                )
-            }
+        (&Method::POST, "/tls/reload") => match state.reload_tls(Trigger::Admin) {
+            Ok(()) => json_response(StatusCode::OK, &json!({"reloaded": true})),
+            Err(e) => json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({"reloaded": false, "error": e.to_string()}),
+            ),
         },
         (&Method::GET, path) if audit::is_audit_path(path) => {
             audit::handle(state.audit.as_ref(), path, request.uri().query()).await
         }
         (
             _,
-            "/healthz" | "/readyz" | "/metrics" | "/policies" | "/policies/reload" | "/tls/reload",
+            "/healthz" | "/readyz" | "/metrics" | "/policies" | "/policies/reload" | "/tls/reload"
+            | "/reloads",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         (_, path) if audit::is_audit_path(path) => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")

@@ -167,6 +167,26 @@ pub struct AccordConfig {
     pub audit: AuditConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
+    pub reload: ReloadConfig,
+}
+
+/// Reloading without a signal.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// How often the policy directory and the TLS files are checked for
+    /// changes (seconds); a change reloads them as SIGHUP does. `0` turns
+    /// the watch off.
+    #[serde(with = "seconds")]
+    pub watch_interval: Duration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            watch_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 /// The operators' listener: health, readiness, metrics, reloads. Off the

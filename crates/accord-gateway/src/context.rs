@@ -19,6 +19,7 @@ pub struct RequestContext {
     pub method: String,
     pub target: String,
     pub client_pin: Option<SpkiPin>,
+    pub client_cert_sha256: Option<String>,
     pub partner: Option<PartnerId>,
     pub purpose: Option<Purpose>,
     pub interaction: Option<InteractionKind>,
@@ -31,10 +32,57 @@ pub struct RequestContext {
     pub report: ReleaseReport,
     /// The partner's legal name, from partners.toml.
     pub partner_name: Option<String>,
+    /// The partner's postal address from partners.toml, for the audit
+    /// record (the accounting of disclosures names it).
+    pub partner_address: Option<String>,
     /// Content hash of the policy set that decided.
     pub policy_version: Option<String>,
     /// Bytes of the body released.
     pub bytes: u64,
     /// The volume cap that refused the request, in words (a denial).
     pub cap: Option<String>,
+}
+
+impl RequestContext {
+    /// A request that has just arrived on `connection`: nothing decided yet.
+    pub fn new(
+        request_id: String,
+        connection: &crate::pipeline::Connection,
+        method: String,
+        target: String,
+    ) -> Self {
+        RequestContext {
+            request_id,
+            started: Instant::now(),
+            peer: connection.peer,
+            method,
+            target,
+            client_pin: connection.client_pin.clone(),
+            client_cert_sha256: connection.client_cert_sha256.clone(),
+            partner: None,
+            purpose: None,
+            interaction: None,
+            resource_type: None,
+            decision: None,
+            error_source: None,
+            refusal: None,
+            report: ReleaseReport::default(),
+            partner_name: None,
+            partner_address: None,
+            policy_version: None,
+            bytes: 0,
+            cap: None,
+        }
+    }
+
+    /// A request carried inside this one (a batch or transaction entry),
+    /// from the same connection.
+    pub fn entry(&self, request_id: String, method: String, target: String) -> Self {
+        let connection = crate::pipeline::Connection {
+            peer: self.peer,
+            client_pin: self.client_pin.clone(),
+            client_cert_sha256: self.client_cert_sha256.clone(),
+        };
+        RequestContext::new(request_id, &connection, method, target)
+    }
 }

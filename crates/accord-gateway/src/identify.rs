@@ -16,6 +16,17 @@ pub fn spki_pin(cert_der: &[u8]) -> Option<SpkiPin> {
     SpkiPin::parse(&hex).ok()
 }
 
+/// The lowercase hex SHA-256 of a certificate's DER encoding: its
+/// fingerprint, as `openssl x509 -fingerprint -sha256` prints it (without
+/// the colons).
+pub fn cert_fingerprint(cert_der: &[u8]) -> String {
+    digest::digest(&digest::SHA256, cert_der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Maps the connection's certificate pin to an active partner.
 ///
 /// On refusal the partner is still returned when known (a suspended

@@ -30,6 +30,7 @@ pub mod respond;
 pub mod scope;
 pub mod server;
 pub mod tls;
+pub mod watch;
 pub mod write;
 
 #[cfg(test)]

@@ -63,6 +63,8 @@ struct Inner {
     last_audit_failure: Option<Instant>,
     reloads_ok: u64,
     reloads_failed: u64,
+    tls_reloads_ok: u64,
+    tls_reloads_failed: u64,
     policy_version: String,
     agreements: usize,
     partners: usize,
@@ -169,6 +171,14 @@ impl Metrics {
         }
     }
 
+    /// Records a reload of the server certificate, key and partner CA.
+    pub fn tls_reload(&self, result: ReloadResult) {
+        match result {
+            ReloadResult::Ok => self.lock().tls_reloads_ok += 1,
+            ReloadResult::Failed => self.lock().tls_reloads_failed += 1,
+        }
+    }
+
     fn set_policies(&self, policies: &PolicySet) {
         let mut inner = self.lock();
         inner.policy_version = policies.version().to_string();
@@ -263,6 +273,22 @@ impl Metrics {
         );
         header(
             &mut out,
+            "accord_tls_reloads_total",
+            "counter",
+            "server certificate and partner CA reloads by result; a failed reload keeps the certificates in force",
+        );
+        let _ = writeln!(
+            out,
+            "accord_tls_reloads_total{{result=\"ok\"}} {}",
+            inner.tls_reloads_ok
+        );
+        let _ = writeln!(
+            out,
+            "accord_tls_reloads_total{{result=\"failed\"}} {}",
+            inner.tls_reloads_failed
+        );
+        header(
+            &mut out,
             "accord_policy_info",
             "gauge",
             "the policy set in force",
@@ -323,6 +349,8 @@ impl Inner {
             last_audit_failure: self.last_audit_failure,
             reloads_ok: self.reloads_ok,
             reloads_failed: self.reloads_failed,
+            tls_reloads_ok: self.tls_reloads_ok,
+            tls_reloads_failed: self.tls_reloads_failed,
             policy_version: self.policy_version.clone(),
             agreements: self.agreements,
             partners: self.partners,

@@ -9,7 +9,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
 use accord_audit::AuditSink;
 use accord_fhir::{BaseRewrite, FhirRequest, Interaction, InteractionKind};
@@ -30,7 +29,7 @@ use crate::context::RequestContext;
 use crate::decide::{Refusal, decide, denial};
 use crate::error::GatewayError;
 use crate::filter::redisclosure::attach_notice;
-use crate::filter::{Checks, Releasable, ReleaseReport, empty_searchset, filter, gateway_made};
+use crate::filter::{Checks, Releasable, empty_searchset, filter, gateway_made};
 use crate::forward::Upstream;
 use crate::identify::identify;
 use crate::narrow::{Narrowing, named_patients, narrow};
@@ -51,6 +50,8 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// Pin of the verified client certificate's key, if one was presented.
     pub client_pin: Option<SpkiPin>,
+    /// SHA-256 fingerprint of that certificate (for the audit record).
+    pub client_cert_sha256: Option<String>,
 }
 
 /// Everything the data path needs; shared by all connections.
@@ -90,29 +91,16 @@ impl Gateway {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
-        let mut ctx = RequestContext {
-            request_id: self.request_id(),
-            started: Instant::now(),
-            peer: connection.peer,
-            method: request.method().to_string(),
-            target: request
-                .uri()
-                .path_and_query()
-                .map_or_else(|| request.uri().path().to_owned(), ToString::to_string),
-            client_pin: connection.client_pin.clone(),
-            partner: None,
-            purpose: None,
-            interaction: None,
-            resource_type: None,
-            decision: None,
-            error_source: None,
-            refusal: None,
-            report: ReleaseReport::default(),
-            partner_name: None,
-            policy_version: None,
-            bytes: 0,
-            cap: None,
-        };
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| request.uri().path().to_owned(), ToString::to_string);
+        let mut ctx = RequestContext::new(
+            self.request_id(),
+            connection,
+            request.method().to_string(),
+            target,
+        );
         let outcome = match self.run(&mut ctx, request, None).await {
             Ok(released) => Outcome::Release(released),
             Err(error) => {
@@ -162,7 +150,10 @@ impl Gateway {
                 error
             })?;
         ctx.partner = Some(partner.clone());
-        ctx.partner_name = policies.partner(&partner).map(|p| p.name.clone());
+        if let Some(known) = policies.partner(&partner) {
+            ctx.partner_name = Some(known.name.clone());
+            ctx.partner_address = known.address.clone();
+        }
         ctx.policy_version = Some(policies.version().as_str().to_owned());
 
         // parse
@@ -348,26 +339,11 @@ impl Gateway {
     ) -> Pin<Box<dyn Future<Output = EntryResult> + Send + 's>> {
         Box::pin(async move {
             let target = format!("{}/{}", self.base_path, entry.url);
-            let mut ctx = RequestContext {
-                request_id: format!("{}-{index}", outer.request_id),
-                started: Instant::now(),
-                peer: outer.peer,
-                method: entry.method.to_string(),
-                target: target.clone(),
-                client_pin: outer.client_pin.clone(),
-                partner: None,
-                purpose: None,
-                interaction: None,
-                resource_type: None,
-                decision: None,
-                error_source: None,
-                refusal: None,
-                report: ReleaseReport::default(),
-                partner_name: None,
-                policy_version: None,
-                bytes: 0,
-                cap: None,
-            };
+            let mut ctx = outer.entry(
+                format!("{}-{index}", outer.request_id),
+                entry.method.to_string(),
+                target.clone(),
+            );
             let mut builder = Request::builder().method(entry.method.clone()).uri(&target);
             for name in [crate::parse::PURPOSE_HEADER, header::ACCEPT.as_str()] {
                 for value in parts.headers.get_all(name) {

@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::GatewayConfig;
 use crate::consent_feed::{ConsentFeed, FeedError};
 use crate::forward::{Upstream, UpstreamConfigError};
-use crate::identify::spki_pin;
+use crate::identify::{cert_fingerprint, spki_pin};
 use crate::metrics::{MeteredSink, Metrics};
 use crate::pipeline::{Connection, Gateway};
 use crate::policy_store::PolicyStore;
@@ -251,13 +251,16 @@ async fn serve_connection(
                 return;
             }
         };
-    let client_pin = tls
+    let client_cert = tls
         .get_ref()
         .1
         .peer_certificates()
-        .and_then(|certs| certs.first())
-        .and_then(|cert| spki_pin(cert.as_ref()));
-    let connection = Arc::new(Connection { peer, client_pin });
+        .and_then(|certs| certs.first());
+    let connection = Arc::new(Connection {
+        peer,
+        client_pin: client_cert.and_then(|cert| spki_pin(cert.as_ref())),
+        client_cert_sha256: client_cert.map(|cert| cert_fingerprint(cert.as_ref())),
+    });
     let limits = gateway.limits.clone();
     let service = service_fn(move |request| {
         let gateway = Arc::clone(&gateway);

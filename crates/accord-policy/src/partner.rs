@@ -17,6 +17,9 @@ pub struct Partner {
     pub organization: Option<String>,
     /// Who to call about this partnership (free text).
     pub contact: Option<String>,
+    /// The organization's postal address, one line (HIPAA §164.528 asks
+    /// for the recipient's address in an accounting of disclosures).
+    pub address: Option<String>,
     pub status: PartnerStatus,
     /// Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo of each client
     /// certificate key this partner may present.
@@ -61,6 +64,8 @@ pub(crate) struct PartnerEntry {
     pub organization: Option<String>,
     #[serde(default)]
     pub contact: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
     pub status: PartnerStatus,
     #[serde(default)]
     pub spki_sha256: Vec<toml::Spanned<SpkiPin>>,

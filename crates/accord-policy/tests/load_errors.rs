@@ -132,3 +132,56 @@ fn load_dir_reads_the_shipped_policies() {
     assert_eq!(set.agreements().len(), 8);
     assert_eq!(set.consents().len(), 2);
 }
+
+#[test]
+fn a_partner_address_is_loaded_and_a_blank_one_is_none() {
+    let partners = PARTNERS
+        .replace(
+            "name = \"A\"\n",
+            "name = \"A\"\naddress = \"1 Main Street, Springfield, IL 62701\"\n",
+        )
+        .replace("name = \"B\"\n", "name = \"B\"\naddress = \"  \"\n");
+    let set = PolicySet::compile(
+        &SourceFile::new("partners.toml", &partners),
+        &[SourceFile::new("dua.toml", AGREEMENT)],
+    )
+    .unwrap();
+    let address = |id: &str| {
+        set.partners()
+            .find(|p| p.id.to_string() == id)
+            .unwrap()
+            .address
+            .clone()
+    };
+    assert_eq!(
+        address("a").as_deref(),
+        Some("1 Main Street, Springfield, IL 62701")
+    );
+    assert_eq!(address("b"), None);
+
+    let wrong = PARTNERS.replace("name = \"A\"\n", "name = \"A\"\naddress = 5\n");
+    let errors = match PolicySet::compile(
+        &SourceFile::new("partners.toml", &wrong),
+        &[SourceFile::new("dua.toml", AGREEMENT)],
+    ) {
+        Ok(_) => panic!("a numeric address was accepted"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    };
+    assert!(
+        errors.iter().any(|e| e.starts_with("partners.toml:5:")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn the_shipped_partners_give_their_addresses() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/partners.toml"),
+    )
+    .unwrap();
+    let set = PolicySet::compile(&SourceFile::new("partners.toml", &text), &[]).unwrap();
+    assert!(set.partners().count() > 1);
+    for partner in set.partners() {
+        assert!(partner.address.is_some(), "{} has no address", partner.id);
+    }
+}

@@ -28,6 +28,11 @@ impl ServerCerts {
         })
     }
 
+    /// The files the configuration is read from.
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+
     /// The configuration for the next connection.
     pub fn current(&self) -> Arc<ServerConfig> {
         match self.current.read() {

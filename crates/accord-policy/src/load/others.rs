@@ -55,6 +55,7 @@ pub(crate) fn compile_partners(source: &SourceFile, errors: &mut Vec<PolicyError
             identifiers,
             organization,
             contact,
+            address,
             status,
             spki_sha256,
         } = entry.into_inner();
@@ -92,6 +93,8 @@ pub(crate) fn compile_partners(source: &SourceFile, errors: &mut Vec<PolicyError
                 identifiers,
                 organization,
                 contact,
+                // Blank means not given: the accounting then says so.
+                address: address.filter(|a| !a.trim().is_empty()),
                 status,
                 spki_sha256: pins,
             },
