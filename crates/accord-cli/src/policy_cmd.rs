@@ -152,7 +152,7 @@ fn check(dir: &Path) -> anyhow::Result<()> {
         Ok(set) => {
             let warnings = set.lint(OffsetDateTime::now_utc());
             for w in &warnings {
-                println!("warning: {w}");
+                println!("warning: {}", w.to_string_with_hint());
             }
             let consents = set.consents().len();
             println!(

@@ -6,8 +6,12 @@
 //! says the same in words):
 //! 1. unknown or inactive partner: deny; capabilities: permit;
 //! 2. the first grant (agreements in file-name order, grants in file order)
-//!    of an agreement in force that covers partner, purpose, type and
-//!    interaction; none: deny, explained by the closest agreement;
+//!    of an agreement in force that covers partner, purpose (the
+//!    agreement's, and the grant's own `purposes` if it lists any), type and
+//!    interaction; none: deny, explained by the closest agreement. That one
+//!    grant's obligations apply: grants are not merged (`accord policy
+//!    check` warns when two agreements in force grant the same partner,
+//!    purpose and type with different obligations);
 //! 3. a forbid (of any agreement not in draft) matching the request without
 //!    naming categories: deny — forbids win over grants;
 //! 4. a search or history without a patient needs `population_search`:
@@ -423,12 +427,17 @@ fn evaluate<'g>(
             .iter()
             .filter(|g| g.covers_recipient(request.partner) && g.resources.contains(&ty))
     };
-    let matching_grant =
-        grants().find(|g| g.covers_interaction(request.interaction, request.operation));
+    let matching_grant = grants().find(|g| {
+        g.covers_purpose(request.purpose)
+            && g.covers_interaction(request.interaction, request.operation)
+    });
     let type_granted = grants().next().is_some();
     let active = agreement.status == AgreementStatus::Active;
     let in_term = agreement.term.contains(request.at);
-    let purpose_ok = agreement.purposes.contains(request.purpose);
+    // A grant limited to other purposes is, for this request, a purpose the
+    // agreement does not permit.
+    let purpose_ok = agreement.purposes.contains(request.purpose)
+        && (!type_granted || grants().any(|g| g.covers_purpose(request.purpose)));
 
     let closeness = 8 * u8::from(type_granted)
         + 8 * u8::from(matching_grant.is_some())

@@ -50,7 +50,7 @@ pub use obligations::{
 };
 pub use partner::{Partner, PartnerStatus, SpkiPin};
 pub use sensitivity::{Category, Coding};
-pub use source::{Location, PolicyError, SourceFile};
+pub use source::{Location, PolicyError, SourceFile, Written};
 pub use version::PolicyVersion;
 
 /// A compiled, validated set of partners, agreements, cohorts, sensitivity
