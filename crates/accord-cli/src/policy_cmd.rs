@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use accord_fhir::Purpose;
 use accord_policy::diff::{FixtureCounts, diff};
 use accord_policy::explain::parse_request_line;
-use accord_policy::{PartnerId, PolicyErrors, PolicySet, render, testing};
+use accord_policy::{PartnerId, PolicyErrors, PolicySet, export, render, testing};
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use time::OffsetDateTime;
@@ -54,6 +54,19 @@ pub enum PolicyCommand {
         dir: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+    /// Export agreements as FHIR R4 Contract resources (JSON): one
+    /// agreement's Contract, or a collection Bundle of all of them.
+    Export {
+        /// Only this agreement (default: every agreement, as a Bundle).
+        #[arg(long)]
+        agreement: Option<String>,
+        /// The FHIR resource to export as; `contract` (R4 Contract) is the
+        /// only one.
+        #[arg(long, default_value = "contract", value_parser = ["contract"])]
+        format: String,
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
     },
     /// Render an agreement for people (Markdown, or HTML with --html).
     Show {
@@ -125,6 +138,26 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
             if report.failed() > 0 {
                 bail!("{} policy test(s) failed", report.failed());
             }
+            Ok(())
+        }
+        PolicyCommand::Export {
+            agreement,
+            format: _,
+            dir,
+        } => {
+            let set = load(&dir)?;
+            let resource = match agreement {
+                Some(id) => {
+                    let Some(a) = set.agreement(&id) else {
+                        let known: Vec<_> =
+                            set.agreements().iter().map(|a| a.id.to_string()).collect();
+                        bail!("no agreement `{id}` (known: {})", known.join(", "));
+                    };
+                    export::contract(&set, a)
+                }
+                None => export::contracts_bundle(&set),
+            };
+            println!("{}", serde_json::to_string_pretty(&resource)?);
             Ok(())
         }
         PolicyCommand::Show {

@@ -276,23 +276,14 @@ impl PolicySet {
             return deny(DenyReason::SystemLevel);
         };
 
-        let mut closest: Option<(u8, DenyReason)> = None;
-        let mut found = None;
-        for agreement in self.agreements_for(request.partner) {
-            match evaluate(agreement, request, ty) {
-                Ok(grant) => {
-                    found = Some((agreement, grant));
-                    break;
-                }
-                Err((rank, reason)) => {
-                    if closest.as_ref().is_none_or(|(best, _)| rank > *best) {
-                        closest = Some((rank, reason));
-                    }
-                }
-            }
-        }
-        let Some((agreement, grant)) = found else {
-            return deny(closest.map_or(DenyReason::NoAgreement, |(_, reason)| reason));
+        let (agreement, grant) = match self.first_grant_in_force(request, ty) {
+            Some(found) => found,
+            // Nothing permits: evaluate the partner's agreements one by one
+            // to find the one that came closest, to say why.
+            None => match self.closest_agreement(request, ty) {
+                Ok(found) => found,
+                Err(reason) => return deny(reason),
+            },
         };
 
         let mut rules = vec![RuleRef::grant(agreement, grant)];
@@ -381,6 +372,51 @@ impl PolicySet {
             }
             _ => decision,
         }
+    }
+
+    /// The first grant (agreement file order, then grant order) of an
+    /// agreement in force that covers the request, through the index by
+    /// recipient, purpose and type: the same answer as evaluating every
+    /// agreement of the recipient in order, without visiting the ones that
+    /// grant it nothing for this purpose and type.
+    fn first_grant_in_force<'a>(
+        &'a self,
+        request: &AccessRequest<'_>,
+        ty: ResourceType,
+    ) -> Option<(&'a Agreement, &'a Grant)> {
+        let candidates = self
+            .grant_index
+            .get(request.partner)?
+            .get(&(request.purpose.clone(), ty))?;
+        candidates.iter().find_map(|(a, g)| {
+            let agreement = self.agreements.get(usize::try_from(*a).ok()?)?;
+            let grant = agreement.grants.get(usize::try_from(*g).ok()?)?;
+            (agreement.in_force(request.at)
+                && grant.covers_interaction(request.interaction, request.operation))
+            .then_some((agreement, grant))
+        })
+    }
+
+    /// The slow path: every agreement of the partner in order; the first
+    /// that permits (the index already said none does), else the reason of
+    /// the one that came closest.
+    fn closest_agreement<'a>(
+        &'a self,
+        request: &AccessRequest<'_>,
+        ty: ResourceType,
+    ) -> Result<(&'a Agreement, &'a Grant), DenyReason> {
+        let mut closest: Option<(u8, DenyReason)> = None;
+        for agreement in self.agreements_for(request.partner) {
+            match evaluate(agreement, request, ty) {
+                Ok(grant) => return Ok((agreement, grant)),
+                Err((rank, reason)) => {
+                    if closest.as_ref().is_none_or(|(best, _)| rank > *best) {
+                        closest = Some((rank, reason));
+                    }
+                }
+            }
+        }
+        Err(closest.map_or(DenyReason::NoAgreement, |(_, reason)| reason))
     }
 
     /// Agreements with a grant naming `partner` as a recipient, in

@@ -215,6 +215,64 @@ fn invalid_consents_are_located() {
     assert!(e[0].starts_with("c0.json:4:3: invalid JSON"), "{e:?}");
 }
 
+/// Consents are checked as FHIR R4 (official JSON Schema and fhirbolt's
+/// model) beyond what Accord reads from them, each problem located.
+#[test]
+fn consents_are_validated_as_fhir_r4_with_locations() {
+    let bad_status = errors_of(PARTNERS, &[], &[&CONSENT.replace("\"active\"", "\"on\"")]);
+    assert_eq!(bad_status.len(), 1, "{bad_status:?}");
+    assert!(
+        bad_status[0].starts_with("c0.json:4:13: `status` `on` is not a Consent status"),
+        "{bad_status:?}"
+    );
+    let nested_unknown = errors_of(
+        PARTNERS,
+        &[],
+        &[&CONSENT.replace(
+            "\"scope\": {\"coding\": [{\"code\"",
+            "\"scope\": {\"coding\": [{\"kode\"",
+        )],
+    );
+    assert!(
+        nested_unknown
+            .iter()
+            .any(|m| m
+                .starts_with("c0.json:5:25: Consent.scope.coding[0].kode: Additional properties")),
+        "{nested_unknown:?}"
+    );
+    let wrong_type = errors_of(
+        PARTNERS,
+        &[],
+        &[&CONSENT.replace(
+            "\"patient\": {\"reference\": \"Patient/p1\"},",
+            "\"patient\": {\"reference\": \"Patient/p1\", \"display\": 7},",
+        )],
+    );
+    assert!(
+        wrong_type
+            .iter()
+            .any(|m| m.starts_with("c0.json:7:53: Consent.patient.display:")),
+        "{wrong_type:?}"
+    );
+    let missing_role = errors_of(
+        PARTNERS,
+        &[],
+        &[&CONSENT.replace(
+            "\"provision\": {\"type\": \"deny\"}",
+            "\"provision\": {\"type\": \"deny\", \"actor\": [{\"reference\": {\"reference\": \"Organization/a\"}}]}",
+        )],
+    );
+    assert!(
+        missing_role.iter().any(|m| m.starts_with(
+            "c0.json:9:43: Consent.provision.actor[0]: \"role\" is a required property"
+        )),
+        "{missing_role:?}"
+    );
+    for errors in [&bad_status, &nested_unknown, &wrong_type, &missing_role] {
+        assert_located(errors);
+    }
+}
+
 /// Every error names a position inside the file it blames.
 fn assert_located(errors: &[String]) {
     for e in errors {
