@@ -196,6 +196,19 @@ impl Grant {
 // === impl Forbid ===
 
 impl Forbid {
+    /// [`Forbid::matches`] without the recipient test, for forbids found
+    /// through the per-recipient index; cheapest tests first.
+    pub(crate) fn matches_request(
+        &self,
+        ty: ResourceType,
+        kind: InteractionKind,
+        purpose: &Purpose,
+    ) -> bool {
+        (self.interactions.is_empty() || self.interactions.contains(&kind))
+            && (self.resources.is_empty() || self.resources.contains(&ty))
+            && (self.purposes.is_empty() || self.purposes.contains(purpose))
+    }
+
     /// Whether this forbid speaks to the request (recipient, type,
     /// interaction, purpose); empty lists match everything.
     pub fn matches(

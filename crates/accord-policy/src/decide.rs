@@ -289,7 +289,8 @@ impl PolicySet {
         let mut rules = vec![RuleRef::grant(agreement, grant)];
         let mut withheld = BTreeSet::new();
         for (forbidding, forbid) in self.forbids_for(request.partner) {
-            if !forbid.matches(request.partner, ty, request.interaction, request.purpose) {
+            // Found through the per-recipient index: the recipient matches.
+            if !forbid.matches_request(ty, request.interaction, request.purpose) {
                 continue;
             }
             if forbid.sensitive.is_empty() {
@@ -300,8 +301,19 @@ impl PolicySet {
                     reason: forbid.reason.clone(),
                 });
             }
-            withheld.extend(forbid.sensitive.iter().cloned());
-            rules.push(RuleRef::forbid(forbidding, forbid));
+            // Each withheld category is attributed to the first forbid that
+            // withholds it: a network of agreements repeating the same
+            // forbid names it once, not once per agreement.
+            let mut adds = false;
+            for category in &forbid.sensitive {
+                if !withheld.contains(category) {
+                    withheld.insert(category.clone());
+                    adds = true;
+                }
+            }
+            if adds {
+                rules.push(RuleRef::forbid(forbidding, forbid));
+            }
         }
         if let (Some(patient), Some(cohort)) = (&request.patient, &grant.cohort) {
             let inside = self.cohorts.get(cohort).and_then(|c| c.contains(patient));
