@@ -1,6 +1,7 @@
 //! `accord policy …`: the legal team's tools over a policy folder. Argument
 //! handling and output only; the work is in `accord-policy`.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use accord_fhir::Purpose;
@@ -157,8 +158,12 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
                 }
                 None => export::contracts_bundle(&set),
             };
-            println!("{}", serde_json::to_string_pretty(&resource)?);
-            Ok(())
+            // Often piped (`| jq`, `| head`): a closed pipe is not an error.
+            let text = serde_json::to_string_pretty(&resource)?;
+            match writeln!(std::io::stdout().lock(), "{text}") {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
         PolicyCommand::Show {
             agreement,
