@@ -1,12 +1,13 @@
 //! `accord policy …`: the legal team's tools over a policy folder. Argument
 //! handling and output only; the work is in `accord-policy`.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use accord_fhir::Purpose;
 use accord_policy::diff::{FixtureCounts, diff};
 use accord_policy::explain::parse_request_line;
-use accord_policy::{PartnerId, PolicyErrors, PolicySet, render, testing};
+use accord_policy::{PartnerId, PolicyErrors, PolicySet, export, render, testing};
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use time::OffsetDateTime;
@@ -54,6 +55,19 @@ pub enum PolicyCommand {
         dir: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+    /// Export agreements as FHIR R4 Contract resources (JSON): one
+    /// agreement's Contract, or a collection Bundle of all of them.
+    Export {
+        /// Only this agreement (default: every agreement, as a Bundle).
+        #[arg(long)]
+        agreement: Option<String>,
+        /// The FHIR resource to export as; `contract` (R4 Contract) is the
+        /// only one.
+        #[arg(long, default_value = "contract", value_parser = ["contract"])]
+        format: String,
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
     },
     /// Render an agreement for people (Markdown, or HTML with --html).
     Show {
@@ -127,6 +141,30 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        PolicyCommand::Export {
+            agreement,
+            format: _,
+            dir,
+        } => {
+            let set = load(&dir)?;
+            let resource = match agreement {
+                Some(id) => {
+                    let Some(a) = set.agreement(&id) else {
+                        let known: Vec<_> =
+                            set.agreements().iter().map(|a| a.id.to_string()).collect();
+                        bail!("no agreement `{id}` (known: {})", known.join(", "));
+                    };
+                    export::contract(&set, a)
+                }
+                None => export::contracts_bundle(&set),
+            };
+            // Often piped (`| jq`, `| head`): a closed pipe is not an error.
+            let text = serde_json::to_string_pretty(&resource)?;
+            match writeln!(std::io::stdout().lock(), "{text}") {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
+        }
         PolicyCommand::Show {
             agreement,
             html,
@@ -152,7 +190,7 @@ fn check(dir: &Path) -> anyhow::Result<()> {
         Ok(set) => {
             let warnings = set.lint(OffsetDateTime::now_utc());
             for w in &warnings {
-                println!("warning: {w}");
+                println!("warning: {}", w.to_string_with_hint());
             }
             let consents = set.consents().len();
             println!(

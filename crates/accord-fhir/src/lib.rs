@@ -8,6 +8,7 @@
 //! and everything it parses comes from the network and may be hostile.
 
 pub mod compartment;
+pub mod elements;
 pub mod id;
 pub mod links;
 pub mod outcome;
@@ -17,6 +18,7 @@ pub mod resource_type;
 pub mod schema;
 pub mod validate;
 
+pub use elements::{ElementPathError, check_element_path};
 pub use id::{InvalidId, ResourceId};
 pub use links::BaseRewrite;
 pub use outcome::{IssueType, OperationOutcome, Severity};

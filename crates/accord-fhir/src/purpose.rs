@@ -70,7 +70,7 @@ const PURPOSE_OF_USE_CODES: &[&str] = &[
 
 /// A declared purpose of use, one of the HL7 v3 PurposeOfUse codes.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Purpose(String);
+pub struct Purpose(&'static str);
 
 /// Why a purpose-of-use value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,37 +92,36 @@ impl Purpose {
             Some((system, _)) => return Err(PurposeError::WrongSystem(system.to_owned())),
             None => text,
         };
-        if is_known_code(code) {
-            Ok(Purpose(code.to_owned()))
+        // The code as listed: copying a purpose (into every permit) is free.
+        if let Ok(i) = PURPOSE_OF_USE_CODES.binary_search(&code)
+            && let Some(known) = PURPOSE_OF_USE_CODES.get(i)
+        {
+            Ok(Purpose(known))
         } else {
             Err(PurposeError::Unknown(code.to_owned()))
         }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0
     }
-}
-
-fn is_known_code(code: &str) -> bool {
-    PURPOSE_OF_USE_CODES.binary_search(&code).is_ok()
 }
 
 impl fmt::Display for Purpose {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0)
     }
 }
 
 impl fmt::Debug for Purpose {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0)
     }
 }
 
 impl serde::Serialize for Purpose {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(self.0)
     }
 }
 

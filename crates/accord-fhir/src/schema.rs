@@ -28,6 +28,10 @@ const MAX_PROBLEMS: usize = 20;
 pub struct SchemaProblem {
     /// FHIR-style path, e.g. `Task.status` or `Task.input[0].type`.
     pub path: String,
+    /// The same place as a JSON pointer into the resource (`/input/0/type`),
+    /// for tools that map it back to a line and column. An unexpected
+    /// element points at itself, not at the object holding it.
+    pub pointer: String,
     pub message: String,
 }
 
@@ -47,6 +51,7 @@ fn check_into(resource: &Value, ty: ResourceType, at: &str, problems: &mut Vec<S
     let Some(validator) = validator(ty) else {
         problems.push(SchemaProblem {
             path: at.to_owned(),
+            pointer: contained_pointer(at),
             message: "no R4 schema is available for this type".to_owned(),
         });
         return;
@@ -55,8 +60,17 @@ fn check_into(resource: &Value, ty: ResourceType, at: &str, problems: &mut Vec<S
         if problems.len() == MAX_PROBLEMS {
             return;
         }
+        let mut pointer = error.instance_path().as_str().to_owned();
+        if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
+            error.kind()
+            && let Some(name) = unexpected.first()
+        {
+            pointer.push('/');
+            pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
+        }
         problems.push(SchemaProblem {
-            path: fhir_path(at, error.instance_path().as_str()),
+            path: fhir_path(at, &pointer),
+            pointer: format!("{}{pointer}", contained_pointer(at)),
             message: error.to_string(),
         });
     }
@@ -70,6 +84,7 @@ fn check_into(resource: &Value, ty: ResourceType, at: &str, problems: &mut Vec<S
         {
             Some(Ok(inner_ty)) => check_into(inner, inner_ty, &path, problems),
             _ => problems.push(SchemaProblem {
+                pointer: format!("{}/contained/{i}", contained_pointer(at)),
                 path,
                 message: "a contained resource needs a known `resourceType`".to_owned(),
             }),
@@ -145,6 +160,18 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
 }
 
 /// `/input/0/type` under `Task` → `Task.input[0].type`.
+/// The JSON pointer of a contained resource from its FHIR-style path
+/// (`Consent.contained[2]` → `/contained/2`); empty at the top.
+fn contained_pointer(at: &str) -> String {
+    at.split('.')
+        .skip(1)
+        .filter_map(|part| {
+            let index = part.strip_prefix("contained[")?.strip_suffix(']')?;
+            Some(format!("/contained/{index}"))
+        })
+        .collect()
+}
+
 fn fhir_path(at: &str, pointer: &str) -> String {
     let mut path = at.to_owned();
     for segment in pointer.split('/').filter(|s| !s.is_empty()) {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::ids::{AgreementId, CategoryId, CohortId, GrantId, PartnerId};
+use crate::source::Written;
 
 mod file;
 
@@ -32,6 +33,11 @@ pub struct Agreement {
     pub source: String,
     /// The template it was instantiated from, if any.
     pub template: Option<String>,
+    /// Where its `id` is written.
+    pub written: Written,
+    /// Where its `expires` and `purposes` are written.
+    pub expires_written: Written,
+    pub purposes_written: Written,
 }
 
 /// The lifecycle state of an agreement. Only `active` grants anything.
@@ -72,6 +78,12 @@ pub struct Grant {
     pub sensitive: BTreeSet<CategoryId>,
     pub caps: Caps,
     pub population_search: bool,
+    /// Purposes this grant is limited to, within the agreement's; empty:
+    /// every purpose of the agreement.
+    pub purposes: BTreeSet<Purpose>,
+    /// Where its `id` and its `purposes` are written.
+    pub written: Written,
+    pub purposes_written: Written,
 }
 
 /// A search constraint such as `Observation?category=laboratory`: every
@@ -106,6 +118,8 @@ pub struct Forbid {
     pub interactions: BTreeSet<InteractionKind>,
     pub purposes: BTreeSet<Purpose>,
     pub sensitive: BTreeSet<CategoryId>,
+    /// Where its `id` is written.
+    pub written: Written,
 }
 
 fn ser_type<S: serde::Serializer>(ty: &ResourceType, s: S) -> Result<S::Ok, S::Error> {
@@ -155,6 +169,12 @@ impl Grant {
         self.recipients.contains(partner)
     }
 
+    /// Whether the grant may be used for `purpose` (the agreement must
+    /// permit it too).
+    pub fn covers_purpose(&self, purpose: &Purpose) -> bool {
+        self.purposes.is_empty() || self.purposes.contains(purpose)
+    }
+
     /// Whether the grant allows this interaction (and operation name).
     pub fn covers_interaction(&self, kind: InteractionKind, operation: Option<&str>) -> bool {
         if kind == InteractionKind::Operation {
@@ -176,6 +196,19 @@ impl Grant {
 // === impl Forbid ===
 
 impl Forbid {
+    /// [`Forbid::matches`] without the recipient test, for forbids found
+    /// through the per-recipient index; cheapest tests first.
+    pub(crate) fn matches_request(
+        &self,
+        ty: ResourceType,
+        kind: InteractionKind,
+        purpose: &Purpose,
+    ) -> bool {
+        (self.interactions.is_empty() || self.interactions.contains(&kind))
+            && (self.resources.is_empty() || self.resources.contains(&ty))
+            && (self.purposes.is_empty() || self.purposes.contains(purpose))
+    }
+
     /// Whether this forbid speaks to the request (recipient, type,
     /// interaction, purpose); empty lists match everything.
     pub fn matches(

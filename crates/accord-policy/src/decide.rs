@@ -6,8 +6,12 @@
 //! says the same in words):
 //! 1. unknown or inactive partner: deny; capabilities: permit;
 //! 2. the first grant (agreements in file-name order, grants in file order)
-//!    of an agreement in force that covers partner, purpose, type and
-//!    interaction; none: deny, explained by the closest agreement;
+//!    of an agreement in force that covers partner, purpose (the
+//!    agreement's, and the grant's own `purposes` if it lists any), type and
+//!    interaction; none: deny, explained by the closest agreement. That one
+//!    grant's obligations apply: grants are not merged (`accord policy
+//!    check` warns when two agreements in force grant the same partner,
+//!    purpose and type with different obligations);
 //! 3. a forbid (of any agreement not in draft) matching the request without
 //!    naming categories: deny — forbids win over grants;
 //! 4. a search or history without a patient needs `population_search`:
@@ -272,29 +276,21 @@ impl PolicySet {
             return deny(DenyReason::SystemLevel);
         };
 
-        let mut closest: Option<(u8, DenyReason)> = None;
-        let mut found = None;
-        for agreement in self.agreements_for(request.partner) {
-            match evaluate(agreement, request, ty) {
-                Ok(grant) => {
-                    found = Some((agreement, grant));
-                    break;
-                }
-                Err((rank, reason)) => {
-                    if closest.as_ref().is_none_or(|(best, _)| rank > *best) {
-                        closest = Some((rank, reason));
-                    }
-                }
-            }
-        }
-        let Some((agreement, grant)) = found else {
-            return deny(closest.map_or(DenyReason::NoAgreement, |(_, reason)| reason));
+        let (agreement, grant) = match self.first_grant_in_force(request, ty) {
+            Some(found) => found,
+            // Nothing permits: evaluate the partner's agreements one by one
+            // to find the one that came closest, to say why.
+            None => match self.closest_agreement(request, ty) {
+                Ok(found) => found,
+                Err(reason) => return deny(reason),
+            },
         };
 
         let mut rules = vec![RuleRef::grant(agreement, grant)];
         let mut withheld = BTreeSet::new();
         for (forbidding, forbid) in self.forbids_for(request.partner) {
-            if !forbid.matches(request.partner, ty, request.interaction, request.purpose) {
+            // Found through the per-recipient index: the recipient matches.
+            if !forbid.matches_request(ty, request.interaction, request.purpose) {
                 continue;
             }
             if forbid.sensitive.is_empty() {
@@ -305,8 +301,19 @@ impl PolicySet {
                     reason: forbid.reason.clone(),
                 });
             }
-            withheld.extend(forbid.sensitive.iter().cloned());
-            rules.push(RuleRef::forbid(forbidding, forbid));
+            // Each withheld category is attributed to the first forbid that
+            // withholds it: a network of agreements repeating the same
+            // forbid names it once, not once per agreement.
+            let mut adds = false;
+            for category in &forbid.sensitive {
+                if !withheld.contains(category) {
+                    withheld.insert(category.clone());
+                    adds = true;
+                }
+            }
+            if adds {
+                rules.push(RuleRef::forbid(forbidding, forbid));
+            }
         }
         if let (Some(patient), Some(cohort)) = (&request.patient, &grant.cohort) {
             let inside = self.cohorts.get(cohort).and_then(|c| c.contains(patient));
@@ -379,6 +386,51 @@ impl PolicySet {
         }
     }
 
+    /// The first grant (agreement file order, then grant order) of an
+    /// agreement in force that covers the request, through the index by
+    /// recipient, purpose and type: the same answer as evaluating every
+    /// agreement of the recipient in order, without visiting the ones that
+    /// grant it nothing for this purpose and type.
+    fn first_grant_in_force<'a>(
+        &'a self,
+        request: &AccessRequest<'_>,
+        ty: ResourceType,
+    ) -> Option<(&'a Agreement, &'a Grant)> {
+        let candidates = self
+            .grant_index
+            .get(request.partner)?
+            .get(&(request.purpose.clone(), ty))?;
+        candidates.iter().find_map(|(a, g)| {
+            let agreement = self.agreements.get(usize::try_from(*a).ok()?)?;
+            let grant = agreement.grants.get(usize::try_from(*g).ok()?)?;
+            (agreement.in_force(request.at)
+                && grant.covers_interaction(request.interaction, request.operation))
+            .then_some((agreement, grant))
+        })
+    }
+
+    /// The slow path: every agreement of the partner in order; the first
+    /// that permits (the index already said none does), else the reason of
+    /// the one that came closest.
+    fn closest_agreement<'a>(
+        &'a self,
+        request: &AccessRequest<'_>,
+        ty: ResourceType,
+    ) -> Result<(&'a Agreement, &'a Grant), DenyReason> {
+        let mut closest: Option<(u8, DenyReason)> = None;
+        for agreement in self.agreements_for(request.partner) {
+            match evaluate(agreement, request, ty) {
+                Ok(grant) => return Ok((agreement, grant)),
+                Err((rank, reason)) => {
+                    if closest.as_ref().is_none_or(|(best, _)| rank > *best) {
+                        closest = Some((rank, reason));
+                    }
+                }
+            }
+        }
+        Err(closest.map_or(DenyReason::NoAgreement, |(_, reason)| reason))
+    }
+
     /// Agreements with a grant naming `partner` as a recipient, in
     /// file-name order.
     fn agreements_for<'a>(&'a self, partner: &PartnerId) -> impl Iterator<Item = &'a Agreement> {
@@ -423,12 +475,17 @@ fn evaluate<'g>(
             .iter()
             .filter(|g| g.covers_recipient(request.partner) && g.resources.contains(&ty))
     };
-    let matching_grant =
-        grants().find(|g| g.covers_interaction(request.interaction, request.operation));
+    let matching_grant = grants().find(|g| {
+        g.covers_purpose(request.purpose)
+            && g.covers_interaction(request.interaction, request.operation)
+    });
     let type_granted = grants().next().is_some();
     let active = agreement.status == AgreementStatus::Active;
     let in_term = agreement.term.contains(request.at);
-    let purpose_ok = agreement.purposes.contains(request.purpose);
+    // A grant limited to other purposes is, for this request, a purpose the
+    // agreement does not permit.
+    let purpose_ok = agreement.purposes.contains(request.purpose)
+        && (!type_granted || grants().any(|g| g.covers_purpose(request.purpose)));
 
     let closeness = 8 * u8::from(type_granted)
         + 8 * u8::from(matching_grant.is_some())

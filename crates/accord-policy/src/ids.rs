@@ -5,8 +5,10 @@ use std::fmt;
 macro_rules! policy_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
+        // Shared text: decisions copy ids into every permit and audit
+        // record, and cloning an `Arc` does not allocate.
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             /// Ids are 1-64 characters of `[A-Za-z0-9._-]`, so they can be
@@ -17,7 +19,7 @@ macro_rules! policy_id {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
                 if ok {
-                    Ok($name(text.to_owned()))
+                    Ok($name(std::sync::Arc::from(text)))
                 } else {
                     Err(InvalidPolicyId(text.to_owned()))
                 }

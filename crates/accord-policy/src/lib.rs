@@ -26,6 +26,7 @@ pub mod decide;
 pub mod diff;
 pub mod elements;
 pub mod explain;
+pub mod export;
 pub mod ids;
 pub mod lint;
 pub mod load;
@@ -53,7 +54,7 @@ pub use obligations::{
 };
 pub use partner::{Partner, PartnerStatus, SpkiPin};
 pub use sensitivity::{Category, Coding};
-pub use source::{Location, PolicyError, SourceFile};
+pub use source::{Location, PolicyError, SourceFile, Written};
 pub use version::PolicyVersion;
 
 /// A compiled, validated set of partners, agreements, cohorts, sensitivity
@@ -65,6 +66,11 @@ pub struct PolicySet {
     agreements: Vec<Agreement>,
     /// INVARIANT: indexes into `agreements`, ascending (file-name order).
     by_recipient: HashMap<PartnerId, Vec<usize>>,
+    /// Per recipient, per (purpose, type): (agreement, grant) of every grant
+    /// that could permit it, whatever the status and term, in decision
+    /// order (agreement file order, then grant order). The decision's fast
+    /// path; see `decide.rs`.
+    grant_index: GrantIndex,
     /// Per recipient, (agreement, forbid) of every forbid that binds it.
     /// INVARIANT: a compiled forbid always lists its recipients (no
     /// recipients in the file means every party), so this covers all.
@@ -74,6 +80,10 @@ pub struct PolicySet {
     consents: Arc<ConsentIndex>,
     version: PolicyVersion,
 }
+
+/// Recipient → (purpose, type) → (agreement, grant) indexes.
+type GrantIndex =
+    HashMap<PartnerId, HashMap<(accord_fhir::Purpose, accord_fhir::ResourceType), Vec<(u32, u32)>>>;
 
 // === impl PolicySet ===
 

@@ -29,6 +29,36 @@ pub(crate) fn instant_of(value: &toml::value::Datetime) -> Result<time::OffsetDa
     dates::to_instant(value, dates::Boundary::Start)
 }
 
+/// See `PolicySet::grant_index`. Indexes beyond `u32` cannot occur (a
+/// policy folder that large would not load); they are skipped, which only
+/// makes the decision take its slow path.
+fn grant_index(agreements: &[Agreement]) -> crate::GrantIndex {
+    let mut index: HashMap<PartnerId, HashMap<_, Vec<(u32, u32)>>> = HashMap::new();
+    for (a, agreement) in agreements.iter().enumerate() {
+        for (g, grant) in agreement.grants.iter().enumerate() {
+            let (Ok(a), Ok(g)) = (u32::try_from(a), u32::try_from(g)) else {
+                continue;
+            };
+            for recipient in &grant.recipients {
+                let by_key = index.entry(recipient.clone()).or_default();
+                for purpose in agreement
+                    .purposes
+                    .iter()
+                    .filter(|p| grant.covers_purpose(p))
+                {
+                    for ty in &grant.resources {
+                        by_key
+                            .entry((purpose.clone(), *ty))
+                            .or_default()
+                            .push((a, g));
+                    }
+                }
+            }
+        }
+    }
+    index
+}
+
 /// One error per position: the schema and the compiler may both object to
 /// the same value; the first (the schema's, with its hint) is kept.
 /// Within a file, errors are sorted by position.
@@ -249,6 +279,7 @@ impl PolicySet {
                 by_recipient.entry(r.clone()).or_default().push(i);
             }
         }
+        let grant_index = grant_index(&compiled);
         let mut forbid_index: HashMap<PartnerId, Vec<(usize, usize)>> = HashMap::new();
         for (i, agreement) in compiled.iter().enumerate() {
             if !agreement.forbids_apply() {
@@ -265,6 +296,7 @@ impl PolicySet {
             by_pin,
             agreements: compiled,
             by_recipient,
+            grant_index,
             forbid_index,
             cohorts,
             categories,

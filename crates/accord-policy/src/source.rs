@@ -27,6 +27,28 @@ pub struct PolicyError {
     pub hint: Option<String>,
 }
 
+/// Where a part of a policy is written, for lints and explanations. Not part
+/// of its meaning: equality ignores it (moving a rule is not changing it).
+#[derive(Debug, Clone, Default)]
+pub struct Written(pub Option<Location>);
+
+impl PartialEq for Written {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Written {}
+
+impl fmt::Display for Written {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(location) => location.fmt(f),
+            None => f.write_str("<unknown>"),
+        }
+    }
+}
+
 // === impl SourceFile ===
 
 impl SourceFile {
@@ -48,6 +70,11 @@ impl SourceFile {
             line,
             column,
         }
+    }
+
+    /// Where `span` is written in this file.
+    pub fn written(&self, span: Range<usize>) -> Written {
+        Written(Some(self.location_of(span.start)))
     }
 
     /// An error at `span` in this file (or at the file, without a span).

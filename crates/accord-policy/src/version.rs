@@ -6,8 +6,8 @@ use std::fmt;
 use crate::load::PolicySources;
 
 /// `sha256:<hex>` of the policy sources (names and texts, in load order).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
-pub struct PolicyVersion(String);
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PolicyVersion(std::sync::Arc<str>);
 
 // === impl PolicyVersion ===
 
@@ -31,7 +31,7 @@ impl PolicyVersion {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        PolicyVersion(format!("sha256:{hex}"))
+        PolicyVersion(std::sync::Arc::from(format!("sha256:{hex}")))
     }
 
     pub fn as_str(&self) -> &str {
@@ -41,6 +41,12 @@ impl PolicyVersion {
     /// The first 12 hex digits, for people.
     pub fn short(&self) -> &str {
         self.0.get(7..19).unwrap_or(&self.0)
+    }
+}
+
+impl serde::Serialize for PolicyVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 

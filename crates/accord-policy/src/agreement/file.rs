@@ -50,6 +50,8 @@ pub(crate) struct GrantEntry {
     #[serde(default)]
     pub population_search: bool,
     #[serde(default)]
+    pub purposes: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
     pub caps: Option<CapsEntry>,
     #[serde(default)]
     #[allow(dead_code)]

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use accord_fhir::Purpose;
+use accord_fhir::{Purpose, ResourceType, ValidationError};
 use serde_json::Value;
 
 use super::{Consent, ConsentRule, Provision, parse_fhir_datetime, str_at};
@@ -177,6 +177,7 @@ pub(crate) fn compile_consent(
             None
         }
     };
+    check_r4(&mut cx, before);
     if cx.errors.len() > before {
         return None;
     }
@@ -363,4 +364,94 @@ fn provision(
         labels,
         provisions,
     })
+}
+
+/// Validates the file as an R4 Consent with the official R4 JSON Schema and
+/// fhirbolt's R4 model (what the gateway applies to resources partners
+/// write), so a consent Accord accepts is one any R4 server accepts. The
+/// checks above explain the common mistakes with hints; these catch the
+/// rest (unknown elements at any depth, wrong types, codes outside their
+/// value sets). A place already reported above is not reported twice.
+fn check_r4(cx: &mut Ctx<'_>, before: usize) {
+    let reported = |cx: &Ctx<'_>| -> Vec<(usize, usize)> {
+        cx.errors
+            .iter()
+            .skip(before)
+            .filter_map(|e| e.location.as_ref().map(|l| (l.line, l.column)))
+            .collect()
+    };
+    let already = reported(cx);
+    let Ok(consent) = ResourceType::parse("Consent") else {
+        return;
+    };
+    if !cx.doc.value.is_object() {
+        return;
+    }
+    let problems = accord_fhir::schema::check(&cx.doc.value, consent);
+    let hint = "see hl7.org/fhir/R4/consent.html (checked with the official R4 JSON Schema)";
+    for problem in &problems {
+        let span = if problem.message.starts_with("Additional properties") {
+            cx.doc.key_span(&problem.pointer)
+        } else {
+            cx.doc.value_span(&problem.pointer)
+        };
+        let error =
+            cx.source
+                .error_hint(span, format!("{}: {}", problem.path, problem.message), hint);
+        let at = error.location.as_ref().map(|l| (l.line, l.column));
+        if at.is_some_and(|at| already.contains(&at)) {
+            continue;
+        }
+        cx.errors.push(error);
+    }
+    if !problems.is_empty() || cx.errors.len() > before {
+        return;
+    }
+    match accord_fhir::validate_resource(cx.source.text.as_bytes(), consent) {
+        Ok(_) => {}
+        Err(ValidationError::EmptyOrNull { path, what }) => {
+            let pointer = pointer_of(&path);
+            cx.err(
+                &pointer,
+                format!("`{path}` is {what}"),
+                "FHIR JSON has no empty arrays, empty objects or nulls: remove it",
+            );
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let mut error = cx.source.error_hint(None, text.clone(), hint);
+            if let (Some(loc), Some((line, column))) = (error.location.as_mut(), line_column(&text))
+            {
+                loc.line = line;
+                loc.column = column;
+            }
+            cx.errors.push(error);
+        }
+    }
+}
+
+/// `Consent.provision.actor[0]` → `/provision/actor/0`.
+fn pointer_of(fhir_path: &str) -> String {
+    let mut out = String::new();
+    for part in fhir_path.split('.').skip(1) {
+        let (name, rest) = part.split_once('[').unwrap_or((part, ""));
+        out.push('/');
+        out.push_str(&crate::spans::escape(name));
+        for index in rest.split('[') {
+            let index = index.trim_end_matches(']');
+            if !index.is_empty() {
+                out.push('/');
+                out.push_str(index);
+            }
+        }
+    }
+    out
+}
+
+/// `... at line 3 column 14` in a serde_json (fhirbolt) message.
+fn line_column(message: &str) -> Option<(usize, usize)> {
+    let rest = message.rsplit_once("line ")?.1;
+    let (line, rest) = rest.split_once(" column ")?;
+    let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((line.parse().ok()?, column.parse().ok()?))
 }

@@ -24,7 +24,7 @@ const PART2: &str = r#"{
     "type": "permit",
     "provision": [{
       "type": "permit",
-      "actor": [{"reference": {"reference": "Organization/maple"}}],
+      "actor": [{"role": {"coding": [{"code": "IRCP"}]}, "reference": {"reference": "Organization/maple"}}],
       "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
       "securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "ETH"}]
     }]
@@ -126,7 +126,7 @@ fn invalid_consents_are_located() {
         "{errors:?}"
     );
     assert!(
-        errors[1].starts_with("c.json:13:45: actor `Organization/nobody`"),
+        errors[1].starts_with("c.json:13:85: actor `Organization/nobody`"),
         "{errors:?}"
     );
 }

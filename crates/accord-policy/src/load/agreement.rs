@@ -147,6 +147,9 @@ pub(crate) fn compile_agreement(
         return None;
     }
     Some(Agreement {
+        written: source.written(file.id.span()),
+        expires_written: source.written(file.expires.span()),
+        purposes_written: source.written(file.purposes.span()),
         id: file.id.into_inner(),
         version,
         title: file.title,
@@ -378,6 +381,16 @@ fn compile_grant(
         redact.push(path.clone());
     }
     let sensitive = categories(e, &entry.sensitive, refs);
+    let grant_purposes = entry
+        .purposes
+        .as_ref()
+        .map(|p| purposes(e, p.get_ref()))
+        .unwrap_or_default();
+    let purposes_written = entry.purposes.as_ref().map_or_else(
+        || e.source.written(entry.id.span()),
+        |p| e.source.written(p.span()),
+    );
+    let written = e.source.written(entry.id.span());
     let caps = entry.caps.map_or(Caps::default(), |c| Caps {
         resources_per_day: c.resources_per_day,
         requests_per_day: c.requests_per_day,
@@ -395,6 +408,9 @@ fn compile_grant(
         sensitive,
         caps,
         population_search: entry.population_search,
+        purposes: grant_purposes,
+        written,
+        purposes_written,
     }
 }
 
@@ -412,6 +428,7 @@ fn compile_forbid(
         recipients(e, &entry.recipients, parties)
     };
     Forbid {
+        written: e.source.written(entry.id.span()),
         recipients,
         resources: resource_types(e, &entry.resources),
         interactions,
