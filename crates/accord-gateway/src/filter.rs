@@ -14,11 +14,13 @@ use crate::scope::Scope;
 
 mod bundle;
 mod capabilities;
+mod codes;
 mod redact;
 mod report;
 mod verdict;
 
 pub use bundle::{empty_searchset, filter_bundle};
+pub use codes::every_coding;
 pub use redact::redact;
 pub use report::{Counts, ReleaseReport};
 pub use verdict::{Verdict, WithholdReason, verdict};

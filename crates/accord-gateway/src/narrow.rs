@@ -53,6 +53,16 @@ pub fn narrow(request: &mut FhirRequest, scope: &Scope<'_>) -> Result<Narrowing,
     }
 }
 
+/// Refuses a search whose parameters reach around the policy, whoever it is
+/// about: asked before answering a patient out of reach as "no data", so
+/// that such a request is refused the same way for every patient.
+pub fn check_shape(request: &FhirRequest, scope: &Scope<'_>) -> Result<(), GatewayError> {
+    match request.interaction {
+        Interaction::SearchType { ty } => check_reach_around(request, ty, scope),
+        _ => Ok(()),
+    }
+}
+
 fn narrow_search(
     request: &mut FhirRequest,
     ty: ResourceType,

@@ -27,7 +27,7 @@ use crate::error::GatewayError;
 use crate::filter::{Checks, Releasable, ReleaseReport, empty_searchset, filter, gateway_made};
 use crate::forward::Upstream;
 use crate::identify::identify;
-use crate::narrow::{Narrowing, narrow};
+use crate::narrow::{Narrowing, check_shape, narrow};
 use crate::parse::{parse_purpose, parse_request};
 use crate::policy_store::PolicyStore;
 use crate::respond::{Outcome, respond};
@@ -169,6 +169,11 @@ impl Gateway {
             None => {}
             Some(Refusal::Forbidden(error)) => return Err(error),
             Some(Refusal::AsIfNoData) => {
+                // A request refused for its shape (an ungranted include, a
+                // chain) is refused the same way whoever the patient is;
+                // answering "no data" first would tell this patient apart.
+                let scope = Scope::new(&policies, &partner, &purpose, now, None);
+                check_shape(&fhir, &scope)?;
                 return self.no_data(&fhir, &ctx.request_id, now, &self_link);
             }
         }

@@ -144,6 +144,9 @@ impl<'a> Scope<'a> {
         // The compartment table finds patients on every path R4 defines,
         // more than the policy's own reader looks at.
         facts.patients = patients.iter().map(|p| format!("Patient/{p}")).collect();
+        // Every coding counts for sensitivity, not only the usual elements
+        // the policy's own reader looks at (`Encounter.reasonCode`, contained).
+        facts.codes = crate::filter::every_coding(resource);
         let referral_cohort = obligations
             .cohort
             .as_ref()
