@@ -205,6 +205,12 @@ fn patient_params(ty: ResourceType) -> Vec<&'static str> {
     params.push("patient");
     if ty == ResourceType::PATIENT {
         params.push("_id");
+    } else if !params.contains(&"subject") {
+        // The decision reads `subject` as naming a patient for every type
+        // (`Encounter?subject=Patient/1`); narrowing must too, or a patient
+        // out of reach ("no data") is told apart from an absent one ("name
+        // a patient").
+        params.push("subject");
     }
     params
 }
