@@ -9,12 +9,12 @@
 //! `cargo bench -p accord-gateway --bench filter -- --warm-up-time 1 --measurement-time 3`
 
 // A benchmark that cannot build its input has nothing to measure.
-#![allow(clippy::expect_used)]
+#![allow(clippy::expect_used, clippy::indexing_slicing)]
 
 use std::hint::black_box;
 
 use accord_fhir::{BaseRewrite, InteractionKind, Purpose, ResourceType};
-use accord_gateway::filter::{Checks, ReleaseReport, filter};
+use accord_gateway::filter::{Checks, ReleaseReport, Verdict, filter, verdict};
 use accord_gateway::forward::UpstreamResponse;
 use accord_gateway::scope::Scope;
 use accord_policy::{AccessRequest, PartnerId, PolicySet, SourceFile};
@@ -183,6 +183,18 @@ fn bench(c: &mut Criterion) {
     group.bench_function("accord_filter", |b| {
         b.iter(|| black_box(run_filter(black_box(&body))));
     });
+    group.bench_function("value_tree_filter_before_shallow_parse", |b| {
+        b.iter(|| {
+            let scope = Scope::new(&policies, &partner, &purpose, now, Some(&obligations));
+            let mut report = ReleaseReport::default();
+            black_box(value_tree_filter(
+                black_box(&body),
+                &scope,
+                &rewrite,
+                &mut report,
+            ))
+        });
+    });
     group.bench_function("serde_value_parse_serialize", |b| {
         b.iter(|| {
             let value: Value = serde_json::from_slice(black_box(&body)).expect("json");
@@ -190,6 +202,42 @@ fn bench(c: &mut Criterion) {
         });
     });
     group.finish();
+}
+
+/// The filter as it was before the shallow parse (kept here only as the
+/// "before" figure): the whole Bundle parsed into a `Value`, every released
+/// entry cloned, the envelope serialized again.
+fn value_tree_filter(
+    body: &Bytes,
+    scope: &Scope<'_>,
+    rewrite: &BaseRewrite,
+    report: &mut ReleaseReport,
+) -> Vec<u8> {
+    let bundle: Value = serde_json::from_slice(body).expect("json");
+    let mut entries = Vec::new();
+    let mut matches = 0usize;
+    for entry in bundle["entry"].as_array().into_iter().flatten() {
+        let Some(resource) = entry.get("resource") else {
+            continue;
+        };
+        match verdict(resource, scope) {
+            Verdict::Release { patients, redact } => {
+                report.released(resource, &patients, !redact.is_empty());
+                matches += 1;
+                let resource = if redact.is_empty() {
+                    resource.clone()
+                } else {
+                    accord_gateway::filter::redact(resource.clone(), &redact)
+                };
+                let url = entry["fullUrl"].as_str().and_then(|u| rewrite.rewrite(u));
+                entries.push(json!({"fullUrl": url, "resource": resource, "search": entry["search"].clone()}));
+            }
+            Verdict::Withhold(reason) => report.withheld(resource, reason),
+        }
+    }
+    let out = json!({"resourceType": "Bundle", "id": bundle["id"].clone(), "type": "searchset",
+        "total": matches, "link": [{"relation": "self", "url": SELF_LINK}], "entry": entries});
+    serde_json::to_vec(&out).expect("serializable")
 }
 
 criterion_group!(benches, bench);
