@@ -152,3 +152,40 @@ async fn part_2_data_is_withheld_when_the_grant_does_not_name_it() {
         "the total does not count what was withheld"
     );
 }
+
+#[tokio::test]
+async fn a_part_2_diagnosis_outside_the_usual_elements_is_still_withheld() {
+    // Found by the oracle: only `code`, `category`, ... were read, so an
+    // unlabelled opioid-use-disorder diagnosis given as an encounter's
+    // reason, or a contained Condition, left without the Part 2 checks.
+    let h = Harness::start().await;
+    let p = h.patient();
+    let subject = serde_json::json!({"reference": format!("Patient/{p}")});
+    let store = h.upstream.store();
+    let encounter = store
+        .create(serde_json::json!({"resourceType": "Encounter", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
+            "subject": subject,
+            "reasonCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F11.20"}]}]}))
+        .unwrap();
+    let id = encounter["id"].as_str().unwrap();
+    let client = h.client("maple-primary");
+    let read = client
+        .get(&h.url(&format!("Encounter/{id}")), "TREAT")
+        .await
+        .unwrap();
+    assert_eq!(read.status, 404, "{}", read.text());
+    let search = client
+        .get(
+            &h.url(&format!("Encounter?patient={p}&_count=200")),
+            "TREAT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(search.status, 200, "{}", search.text());
+    assert!(
+        !search.text().contains(id),
+        "the encounter was released: {}",
+        search.text()
+    );
+}

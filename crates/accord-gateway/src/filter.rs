@@ -14,12 +14,16 @@ use crate::scope::Scope;
 
 mod bundle;
 mod capabilities;
+mod codes;
+mod prune;
 mod redact;
 pub mod redisclosure;
 mod report;
+mod scan;
 mod verdict;
 
 pub use bundle::{empty_searchset, filter_bundle};
+pub use codes::every_coding;
 pub use redact::redact;
 pub use report::{Counts, ReleaseReport};
 pub use verdict::{Verdict, WithholdReason, verdict};
@@ -89,6 +93,20 @@ pub fn filter(
             body: upstream.body,
         });
     }
+    // A Bundle is filtered from a shallow parse, its unchanged entries
+    // copied as raw bytes (bundle.rs); anything else is small and parsed
+    // whole.
+    if let Checks::Resources(scope) | Checks::Written(scope) = checks
+        && let Some(envelope) = bundle::Envelope::parse(&upstream.body)
+        && envelope.is_bundle()
+    {
+        let body = bundle::filter_envelope(&envelope, scope, rewrite, self_link, report);
+        return Ok(Releasable {
+            status: upstream.status,
+            headers,
+            body: Bytes::from(body),
+        });
+    }
     let json: Value =
         serde_json::from_slice(&upstream.body).map_err(|_| GatewayError::upstream_invalid())?;
     let Some(resource_type) = json.get("resourceType").and_then(Value::as_str) else {
@@ -108,8 +126,10 @@ pub fn filter(
                 body: Bytes::new(),
             });
         }
-        (Checks::Resources(scope) | Checks::Written(scope), "Bundle") => {
-            filter_bundle(&json, scope, rewrite, self_link, report)
+        // A Bundle whose envelope could not be read shallowly repeats a key
+        // or has entries that are not an array.
+        (Checks::Resources(_) | Checks::Written(_), "Bundle") => {
+            return Err(GatewayError::upstream_invalid());
         }
         (Checks::Resources(scope) | Checks::Written(scope), _) => match verdict(&json, scope) {
             Verdict::Release { patients, redact } => {

@@ -55,6 +55,16 @@ pub fn narrow(request: &mut FhirRequest, scope: &Scope<'_>) -> Result<Narrowing,
     }
 }
 
+/// Refuses a search whose parameters reach around the policy, whoever it is
+/// about: asked before answering a patient out of reach as "no data", so
+/// that such a request is refused the same way for every patient.
+pub fn check_shape(request: &FhirRequest, scope: &Scope<'_>) -> Result<(), GatewayError> {
+    match request.interaction {
+        Interaction::SearchType { ty } => check_reach_around(request, ty, scope),
+        _ => Ok(()),
+    }
+}
+
 fn narrow_search(
     request: &mut FhirRequest,
     ty: ResourceType,
@@ -236,6 +246,12 @@ fn patient_params(ty: ResourceType) -> Vec<&'static str> {
     params.push("patient");
     if ty == ResourceType::PATIENT {
         params.push("_id");
+    } else if !params.contains(&"subject") {
+        // The decision reads `subject` as naming a patient for every type
+        // (`Encounter?subject=Patient/1`); narrowing must too, or a patient
+        // out of reach ("no data") is told apart from an absent one ("name
+        // a patient").
+        params.push("subject");
     }
     params
 }

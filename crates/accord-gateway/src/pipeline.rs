@@ -32,7 +32,7 @@ use crate::filter::redisclosure::attach_notice;
 use crate::filter::{Checks, Releasable, empty_searchset, filter, gateway_made};
 use crate::forward::Upstream;
 use crate::identify::identify;
-use crate::narrow::{Narrowing, named_patients, narrow};
+use crate::narrow::{Narrowing, check_shape, named_patients, narrow};
 use crate::parse::{parse_purpose, parse_request};
 use crate::policy_store::PolicyStore;
 use crate::referral::{MAX_PATIENTS_PER_REQUEST, ReferralResolver, patients_in_response};
@@ -184,6 +184,11 @@ impl Gateway {
             None => {}
             Some(Refusal::Forbidden(error)) => return Err(error),
             Some(Refusal::AsIfNoData) => {
+                // A request refused for its shape (an ungranted include, a
+                // chain) is refused the same way whoever the patient is;
+                // answering "no data" first would tell this patient apart.
+                let scope = Scope::new(&policies, &partner, &purpose, now, None);
+                check_shape(&fhir, &scope)?;
                 return self.no_data(&fhir, &ctx.request_id, now, &self_link);
             }
         }

@@ -202,6 +202,9 @@ impl<'a> Scope<'a> {
         // The compartment table finds patients on every path R4 defines,
         // more than the policy's own reader looks at.
         facts.patients = patients.iter().map(|p| format!("Patient/{p}")).collect();
+        // Every coding counts for sensitivity, not only the usual elements
+        // the policy's own reader looks at (`Encounter.reasonCode`, contained).
+        facts.codes = crate::filter::every_coding(resource);
         if self.referral_parties().is_some() {
             // Every patient must be a resolved member; one unresolved
             // patient leaves the answer unknown, which withholds.
@@ -228,7 +231,8 @@ impl<'a> Scope<'a> {
     /// in a Part 2 category of the policy (the category `part2`, or one
     /// defined by the `ETH` label) by its codes or labels.
     pub fn is_part2(&self, resource: &Value) -> bool {
-        let facts = ResourceFacts::from_json(resource);
+        let mut facts = ResourceFacts::from_json(resource);
+        facts.codes = crate::filter::every_coding(resource);
         let act_code = |label: &Coding, code: &str| label.system == ACT_CODE && label.code == code;
         if facts
             .security_labels

@@ -41,14 +41,21 @@ impl ReleaseReport {
             patients.iter().map(String::as_str).collect()
         };
         for patient in owners {
-            let counts = self
-                .by_patient
-                .entry(patient.to_owned())
-                .or_default()
-                .entry(ty.clone())
-                .or_default();
-            counts.released += 1;
-            counts.redacted += u32::from(redacted);
+            // Looked up before inserting: a Bundle names the same few
+            // patients and types again and again, so keys are rarely new.
+            if !self.by_patient.contains_key(patient) {
+                self.by_patient.insert(patient.to_owned(), BTreeMap::new());
+            }
+            let Some(types) = self.by_patient.get_mut(patient) else {
+                continue;
+            };
+            if !types.contains_key(ty) {
+                types.insert(ty.to_owned(), Counts::default());
+            }
+            if let Some(counts) = types.get_mut(ty) {
+                counts.released += 1;
+                counts.redacted += u32::from(redacted);
+            }
         }
     }
 
@@ -71,10 +78,9 @@ impl ReleaseReport {
     }
 }
 
-fn type_name(resource: &Value) -> String {
+fn type_name(resource: &Value) -> &str {
     resource
         .get("resourceType")
         .and_then(Value::as_str)
         .unwrap_or("")
-        .to_owned()
 }

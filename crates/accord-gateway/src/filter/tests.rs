@@ -272,3 +272,67 @@ fn the_capability_statement_is_the_gateways_own_and_lists_only_what_is_granted()
         .is_err()
     );
 }
+
+fn run_bytes(body: &str) -> (Result<Releasable, GatewayError>, ReleaseReport) {
+    let fixture = fixture();
+    let scope = fixture.scope();
+    let mut report = ReleaseReport::default();
+    let result = filter(
+        UpstreamResponse {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from(body.to_owned()),
+        },
+        &Checks::Resources(&scope),
+        &rewrite(),
+        SELF,
+        &mut report,
+    );
+    (result, report)
+}
+
+#[test]
+fn unchanged_entries_leave_as_the_upstream_wrote_them() {
+    let resource = r#"{ "resourceType" : "Observation", "id": "o1", "status": "final",
+        "code": {"text": "caf\u00e9"}, "valueQuantity": {"value": 1.50},
+        "subject": {"reference": "Patient/p1"} }"#;
+    let body = format!(
+        r#"{{"resourceType": "Bundle", "type": "searchset", "entry": [{{"resource": {resource}, "search": {{"mode": "match"}}}}]}}"#
+    );
+    let (result, report) = run_bytes(&body);
+    let out = String::from_utf8(result.unwrap().body.to_vec()).unwrap();
+    assert!(out.contains(resource), "{out}");
+    assert_eq!(report.released, 1);
+    let parsed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(parsed["entry"][0]["resource"]["code"]["text"], "café");
+}
+
+#[test]
+fn an_entry_that_says_two_things_at_once_is_withheld() {
+    let body = r#"{"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "x"},
+                      "subject": {"reference": "Patient/p1"}, "subject": {"reference": "Patient/p2"}}},
+        {"resource": {"resourceType": "Observation", "id": "o2", "subject": {"reference": "Patient/p1"}},
+         "resource": {"resourceType": "Observation", "id": "o3", "subject": {"reference": "Patient/p1"}}}
+    ]}"#;
+    let (result, report) = run_bytes(body);
+    let out: Value = serde_json::from_slice(&result.unwrap().body).unwrap();
+    assert!(out.get("entry").is_none(), "{out}");
+    assert_eq!((report.released, report.withheld), (0, 2));
+}
+
+#[test]
+fn a_bundle_whose_envelope_cannot_be_read_is_an_upstream_failure() {
+    for body in [
+        r#"{"resourceType": "Bundle", "type": "searchset", "entry": {"resource": {}}}"#,
+        r#"{"resourceType": "Bundle", "entry": [], "entry": []}"#,
+        r#"{"resourceType": "Bundle", "entry": [} "#,
+    ] {
+        let (result, _) = run_bytes(body);
+        assert_eq!(
+            result.unwrap_err().status,
+            StatusCode::BAD_GATEWAY,
+            "{body}"
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! The codes a resource carries, for the sensitivity check.
+//!
+//! A resource is sensitive if *any* of its codings is in a sensitive value
+//! set, wherever it sits: `reasonCode` of an Encounter or a prescription,
+//! a `component`, a contained Condition. Reading only the usual top-level
+//! elements (`code`, `category`, ...) let an unlabelled opioid-use-disorder
+//! diagnosis in `Encounter.reasonCode` leave without the Part 2 checks.
+
+use accord_policy::Coding;
+use serde_json::Value;
+
+/// Every `system` + `code` pair anywhere in `resource` (Codings, and the
+/// codings of CodeableConcepts, at any depth, contained resources included).
+pub fn every_coding(resource: &Value) -> Vec<Coding> {
+    let mut out = Vec::new();
+    collect(resource, &mut out);
+    out
+}
+
+fn collect(value: &Value, out: &mut Vec<Coding>) {
+    match value {
+        Value::Object(fields) => {
+            if let (Some(Value::String(system)), Some(Value::String(code))) =
+                (fields.get("system"), fields.get("code"))
+            {
+                out.push(Coding::new(system, code));
+            }
+            for inner in fields.values() {
+                if inner.is_object() || inner.is_array() {
+                    collect(inner, out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for inner in items {
+                collect(inner, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn finds_codes_in_any_element_and_in_contained_resources() {
+        let plan = json!({
+            "resourceType": "CarePlan",
+            "category": [{"coding": [{"system": "s", "code": "top"}]}],
+            "activity": [{"detail": {"reasonCode": [{"coding": [{"system": "s", "code": "deep"}]}]}}],
+            "contained": [{"resourceType": "Condition", "code": {"coding": [{"system": "s", "code": "inner"}]}}]
+        });
+        let codes: Vec<String> = every_coding(&plan).iter().map(|c| c.code.clone()).collect();
+        assert_eq!(codes.len(), 3, "{codes:?}");
+        for code in ["top", "deep", "inner"] {
+            assert!(codes.iter().any(|c| c == code), "{code} in {codes:?}");
+        }
+    }
+}
