@@ -72,6 +72,38 @@ fn durable_concurrent(c: &mut Criterion) {
     group.finish();
 }
 
+/// The disk's floor for one durable append: `fdatasync` after writing one
+/// 520-byte frame, appending (the file grows) and overwriting zeros written
+/// in advance (what the store does). Printed, not timed by criterion.
+fn fdatasync_floor(_: &mut Criterion) {
+    use std::os::unix::fs::FileExt as _;
+    const N: usize = 2000;
+    let dir = tempfile::tempdir().unwrap();
+    let frame = vec![b'x'; 520];
+    for (name, zeroed) in [("append", false), ("overwrite zeroed", true)] {
+        let file = std::fs::File::create(dir.path().join(name)).unwrap();
+        if zeroed {
+            file.write_all_at(&vec![0; frame.len() * N], 0).unwrap();
+            file.sync_all().unwrap();
+        }
+        let mut samples: Vec<Duration> = (0..N)
+            .map(|i| {
+                let start = Instant::now();
+                file.write_all_at(&frame, (i * frame.len()) as u64).unwrap();
+                file.sync_data().unwrap();
+                start.elapsed()
+            })
+            .collect();
+        samples.sort_unstable();
+        eprintln!(
+            "raw write+fdatasync ({name}) over {N}: p50 {:?}, p99 {:?}, max {:?}",
+            samples[N / 2],
+            samples[N * 99 / 100],
+            samples[N - 1]
+        );
+    }
+}
+
 fn single_writer_latency(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = AuditStore::open(dir.path()).unwrap();
@@ -156,6 +188,7 @@ fn inclusion_proof(c: &mut Criterion) {
 criterion_group!(
     benches,
     durable_concurrent,
+    fdatasync_floor,
     single_writer_latency,
     verify_throughput,
     inclusion_proof

@@ -38,13 +38,26 @@ pub use store::{AuditStore, OpenReport, StoreOptions, TornTail, read_log};
 pub use tail::Follower;
 pub use verify::{Problem, VerifyOptions, VerifyReport, verify};
 
-/// Where the gateway writes audit records. Implementations block until the
-/// record is durable; callers in async code run them on a blocking thread.
+/// Where the gateway writes audit records. `append` blocks until the record
+/// is durable; async callers use `append_detached` when the sink offers it,
+/// else run `append` on a blocking thread.
 pub trait AuditSink: Send + Sync + 'static {
     /// Appends `record` durably and returns its receipt. On `Err` nothing may
     /// be released to the partner.
     fn append(&self, record: &AuditRecord) -> Result<Receipt, AuditError>;
+
+    /// Starts appending `record` and returns at once; `done` is called
+    /// exactly once with what `append` would have returned (on another
+    /// thread, possibly the store's writer: it must not block). A sink that
+    /// cannot do this hands `done` back unused, and the caller uses `append`.
+    fn append_detached(&self, record: &AuditRecord, done: AppendDone) -> Result<(), AppendDone> {
+        let _ = record;
+        Err(done)
+    }
 }
+
+/// The callback of [`AuditSink::append_detached`].
+pub type AppendDone = Box<dyn FnOnce(Result<Receipt, AuditError>) + Send>;
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]

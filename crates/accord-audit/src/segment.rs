@@ -49,6 +49,10 @@ pub enum Tail {
     /// that runs past the end of the file, or a final frame whose checksum
     /// fails, or zeros to the end.
     Torn { offset: u64, bytes: u64 },
+    /// Every record is complete and the bytes from `offset` on are zeros
+    /// the writer reserved ahead of its writes (see `store::writer`): the
+    /// active segment's normal state, damage in a sealed one.
+    Reserved { offset: u64, bytes: u64 },
 }
 
 /// Damage that is not a torn tail.
@@ -144,6 +148,23 @@ pub fn scan(seg: &SegmentFile, bytes: &[u8]) -> Result<Scan, Damage> {
         offset,
         what,
     };
+    // The writer fills the active segment's tail with zeros ahead of its
+    // writes, so a segment's records end at its last non-zero byte (a
+    // record's JSON ends in `}`). Frames are judged against that end:
+    // a write interrupted inside the reserved zeros is a torn tail, as an
+    // interrupted append is at the end of the file.
+    let data_end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    if data_end == 0 && !bytes.is_empty() {
+        // Space reserved, but not even the header landed.
+        return Ok(Scan {
+            frames: Vec::new(),
+            good_len: 0,
+            tail: Tail::Torn {
+                offset: 0,
+                bytes: bytes.len() as u64,
+            },
+        });
+    }
     if bytes.is_empty() {
         // Created but the first write never landed.
         return Ok(Scan {
@@ -170,21 +191,17 @@ pub fn scan(seg: &SegmentFile, bytes: &[u8]) -> Result<Scan, Damage> {
     }
     let mut frames = Vec::new();
     let mut pos = 16usize;
-    let total = bytes.len();
+    let file_len = bytes.len();
+    // Past the header (whose sequence number may end in zero bytes).
+    let total = data_end.max(16);
+    let bytes = bytes.get(..total).unwrap_or_default();
     while pos < total {
         let offset = pos as u64;
         let torn = Tail::Torn {
             offset,
-            bytes: (total - pos) as u64,
+            bytes: (file_len - pos) as u64,
         };
         let rest = bytes.get(pos..).unwrap_or_default();
-        if rest.iter().all(|b| *b == 0) {
-            return Ok(Scan {
-                frames,
-                good_len: offset,
-                tail: torn,
-            });
-        }
         let (Some(len), Some(crc)) = (word(rest, 0), word(rest, 4)) else {
             return Ok(Scan {
                 frames,
@@ -232,10 +249,18 @@ pub fn scan(seg: &SegmentFile, bytes: &[u8]) -> Result<Scan, Damage> {
         });
         pos = end;
     }
+    let tail = if file_len > total {
+        Tail::Reserved {
+            offset: total as u64,
+            bytes: (file_len - total) as u64,
+        }
+    } else {
+        Tail::Clean
+    };
     Ok(Scan {
         frames,
         good_len: total as u64,
-        tail: Tail::Clean,
+        tail,
     })
 }
 
@@ -250,7 +275,30 @@ fn record_seq(payload: &[u8]) -> Option<u64> {
     struct SeqOnly {
         seq: u64,
     }
+    if let Some(seq) = leading_seq(payload) {
+        return Some(seq);
+    }
     serde_json::from_slice::<SeqOnly>(payload)
         .ok()
         .map(|s| s.seq)
+}
+
+/// The `seq` of a record as the store writes it (`{"schema":N,"seq":N,`…),
+/// read from its first bytes: parsing the whole record only to find the
+/// number dominated `verify`. Anything else returns `None` and is parsed.
+/// The record's bytes stay covered by its checksum and the Merkle tree.
+pub(crate) fn leading_seq(payload: &[u8]) -> Option<u64> {
+    let rest = payload.strip_prefix(b"{\"schema\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let rest = rest.get(digits..)?.strip_prefix(b",\"seq\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    // JSON numbers have no leading zeros; a u64 has at most 20 digits.
+    let leading_zero = digits > 1 && rest.first() == Some(&b'0');
+    if digits == 0 || digits > 20 || leading_zero || rest.get(digits) != Some(&b',') {
+        return None;
+    }
+    std::str::from_utf8(rest.get(..digits)?).ok()?.parse().ok()
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::note::{Signer, Verifier};
 use crate::record::{AuditRecord, Receipt};
 use crate::segment::SEGMENTS_DIR;
-use crate::{AuditError, AuditSink};
+use crate::{AppendDone, AuditError, AuditSink};
 
 pub mod recover;
 mod writer;
@@ -216,15 +216,49 @@ impl Drop for AuditStore {
     }
 }
 
+impl AuditStore {
+    fn submit(&self, record: &AuditRecord, reply: writer::Reply) -> Result<(), AuditError> {
+        let mut record = record.clone();
+        record.seq = 0;
+        // Serialized here, on the appender's thread, not on the writer's.
+        let encoded = writer::Encoded::new(&record);
+        self.send(writer::Msg::Append(Box::new(writer::Append {
+            record,
+            encoded,
+            reply,
+        })))
+    }
+}
+
 impl AuditSink for AuditStore {
     fn append(&self, record: &AuditRecord) -> Result<Receipt, AuditError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.send(writer::Msg::Append(Box::new(writer::Append {
-            record: record.clone(),
-            reply,
-        })))?;
+        self.submit(
+            record,
+            Box::new(move |result| {
+                let _ = reply.send(result);
+            }),
+        )?;
         let seq = answer.recv().map_err(|_| AuditError::Closed)??;
         Ok(Receipt { seq })
+    }
+
+    fn append_detached(&self, record: &AuditRecord, done: AppendDone) -> Result<(), AppendDone> {
+        // `done` runs exactly once: by the writer, or here if the store is
+        // closed (then the writer never saw the record).
+        let slot = Arc::new(Mutex::new(Some(done)));
+        let writer_slot = Arc::clone(&slot);
+        let reply: writer::Reply = Box::new(move |result| {
+            if let Some(done) = writer_slot.lock().ok().and_then(|mut d| d.take()) {
+                done(result.map(|seq| Receipt { seq }));
+            }
+        });
+        if let Err(e) = self.submit(record, reply)
+            && let Some(done) = slot.lock().ok().and_then(|mut d| d.take())
+        {
+            done(Err(e));
+        }
+        Ok(())
     }
 }
 
@@ -235,6 +269,14 @@ fn load_or_create_key(dir: &Path) -> Result<(Signer, bool), AuditError> {
     match fs::read_to_string(&path) {
         Ok(text) => {
             let signer = Signer::parse(&text).map_err(|e| AuditError::Key(e.to_string()))?;
+            // A crash between writing the two files of a new pair (seen in
+            // the crash harness) leaves no public key: write it again.
+            if !dir.join(PUBLIC_KEY_FILE).exists() {
+                write_durably(
+                    &dir.join(PUBLIC_KEY_FILE),
+                    format!("{}\n", signer.verifier().encode()).as_bytes(),
+                )?;
+            }
             Ok((signer, false))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {

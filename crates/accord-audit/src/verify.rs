@@ -193,6 +193,15 @@ fn verify_segments(dir: &Path, report: &mut VerifyReport) -> Result<Tree, AuditE
                 );
                 return Ok(tree);
             }
+            Tail::Reserved { offset, bytes } if sealed => {
+                report.problem(
+                    format!("{location} offset {offset}"),
+                    format!("sealed segment ends in {bytes} zero bytes"),
+                );
+                return Ok(tree);
+            }
+            // Space the writer reserved ahead of the active segment's records.
+            Tail::Reserved { .. } => {}
             Tail::Torn { offset, bytes } => {
                 report.torn_tail = Some(TornTail {
                     segment: seg.path.clone(),

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use accord_audit::{
-    AgreementRef, AuditRecord, AuditSink, DecisionKind, PatientRelease, RECORD_SCHEMA_VERSION,
-    Receipt, TypeCounts,
+    AgreementRef, AppendDone, AuditRecord, AuditSink, DecisionKind, PatientRelease,
+    RECORD_SCHEMA_VERSION, Receipt, TypeCounts,
 };
 use accord_fhir::InteractionKind;
 use accord_policy::{Decision, Permit};
@@ -125,13 +125,28 @@ fn released_patients(ctx: &RequestContext) -> Vec<PatientRelease> {
         .collect()
 }
 
-/// Appends durably on a blocking thread (the sink fsyncs).
+/// Appends durably (the sink fsyncs) and waits without holding a thread:
+/// the sink's writer wakes this task. A sink that can only block runs on a
+/// blocking thread instead.
 pub async fn append(
     sink: &Arc<dyn AuditSink>,
     record: AuditRecord,
 ) -> Result<Receipt, GatewayError> {
-    let sink = Arc::clone(sink);
-    let appended = tokio::task::spawn_blocking(move || sink.append(&record)).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let done: AppendDone = Box::new(move |result| {
+        let _ = tx.send(result);
+    });
+    let appended = match sink.append_detached(&record, done) {
+        Ok(()) => rx
+            .await
+            .map_err(|_| "the audit store dropped the append".to_owned()),
+        Err(_) => {
+            let sink = Arc::clone(sink);
+            tokio::task::spawn_blocking(move || sink.append(&record))
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
     match appended {
         Ok(Ok(receipt)) => Ok(receipt),
         Ok(Err(e)) => {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use accord_audit::{AuditError, AuditRecord, AuditSink, Receipt};
+use accord_audit::{AppendDone, AuditError, AuditRecord, AuditSink, Receipt};
 use accord_policy::{Decision, PolicySet};
 use http::StatusCode;
 
@@ -438,22 +438,42 @@ impl AuditSink for MeteredSink {
         self.metrics.audit_in_flight.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let result = self.inner.append(record);
-        self.metrics.audit_in_flight.fetch_sub(1, Ordering::Relaxed);
-        let elapsed = started.elapsed();
-        let mut inner = self.metrics.lock();
-        inner
-            .phases
-            .entry(Phase::Audit)
-            .or_default()
-            .observe(elapsed);
-        match &result {
-            Ok(_) => inner.last_audit_failure = None,
-            Err(_) => {
-                inner.audit_failures += 1;
-                inner.last_audit_failure = Some(Instant::now());
-            }
-        }
+        observe_append(&self.metrics, started, &result);
         result
+    }
+
+    fn append_detached(&self, record: &AuditRecord, done: AppendDone) -> Result<(), AppendDone> {
+        self.metrics.audit_in_flight.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let metrics = Arc::clone(&self.metrics);
+        let timed: AppendDone = Box::new(move |result| {
+            observe_append(&metrics, started, &result);
+            done(result);
+        });
+        // An inner sink that cannot hands the wrapper back unused: undo the
+        // count; the caller falls back to `append`.
+        self.inner.append_detached(record, timed).inspect_err(|_| {
+            self.metrics.audit_in_flight.fetch_sub(1, Ordering::Relaxed);
+        })
+    }
+}
+
+/// Times one finished append (started with `audit_in_flight` raised).
+fn observe_append(metrics: &Metrics, started: Instant, result: &Result<Receipt, AuditError>) {
+    metrics.audit_in_flight.fetch_sub(1, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let mut inner = metrics.lock();
+    inner
+        .phases
+        .entry(Phase::Audit)
+        .or_default()
+        .observe(elapsed);
+    match result {
+        Ok(_) => inner.last_audit_failure = None,
+        Err(_) => {
+            inner.audit_failures += 1;
+            inner.last_audit_failure = Some(Instant::now());
+        }
     }
 }
 

@@ -12,6 +12,8 @@ use super::{INDEX_REQUEST_FILE, Index, IndexError, Located};
 
 /// Batches queued for the indexer before the writer starts dropping them.
 const QUEUE: usize = 256;
+/// Most records merged from queued batches into one index write.
+const COALESCE: usize = 8192;
 const TICK: Duration = Duration::from_millis(200);
 const RETRY: Duration = Duration::from_secs(10);
 /// A request file older than this was left by a tool that died.
@@ -101,7 +103,17 @@ impl Indexer {
     fn run(mut self, rx: &mpsc::Receiver<Vec<Located>>) {
         loop {
             let batch = match rx.recv_timeout(TICK) {
-                Ok(batch) => Some(batch),
+                Ok(mut batch) => {
+                    // One backend batch for everything queued: sled's cost
+                    // is per batch as much as per key.
+                    while batch.len() < COALESCE {
+                        match rx.try_recv() {
+                            Ok(more) => batch.extend(more),
+                            Err(_) => break,
+                        }
+                    }
+                    Some(batch)
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };

@@ -36,6 +36,9 @@ pub struct LogContents {
     pub frames: Vec<Frame>,
     pub tree: Tree,
     pub torn: Option<TornTail>,
+    /// Where the last segment's records end (zeros reserved by the writer
+    /// and a torn tail follow); 0 when there is no segment.
+    pub active_len: u64,
 }
 
 fn corrupt(what: impl Into<String>) -> AuditError {
@@ -67,6 +70,9 @@ pub fn read_log(dir: &Path) -> Result<LogContents, AuditError> {
                 "{}: sealed segment is empty or ends in a partial record",
                 seg.path.display()
             )));
+        }
+        if last {
+            out.active_len = scan.good_len;
         }
         if let Tail::Torn { offset, bytes } = scan.tail {
             out.torn = Some(TornTail {
@@ -117,9 +123,8 @@ pub(crate) fn recover(dir: &Path, verifier: &Verifier) -> Result<Recovered, Audi
             first
         }
     };
-    let mut active_len = fs::metadata(&active.path)
-        .map_err(|e| AuditError::io("stat segment", e))?
-        .len();
+    // Records end here; the writer keeps any zeros reserved after them.
+    let mut active_len = log.active_len;
     if let Some(torn) = &log.torn {
         let file = OpenOptions::new()
             .write(true)

@@ -90,6 +90,11 @@ fn torn_tail_is_cut_and_reported_other_damage_refused() {
         .join("segments")
         .join(crate::segment::segment_name(1));
     let mut torn = fs::read(&seg).unwrap();
+    assert_ne!(
+        torn.last(),
+        Some(&0),
+        "a closed store leaves no reserved zeros"
+    );
     torn.extend_from_slice(&[200, 1, 0, 0, 1, 2, 3]);
     fs::write(&seg, &torn).unwrap();
     let (store, report) = AuditStore::open(dir.path()).unwrap();
@@ -140,4 +145,127 @@ fn full_disk_refuses_and_recovers_without_repair() {
     let (store, _) = AuditStore::open(dir.path()).unwrap();
     assert!(store.append(&record(0)).is_err());
     assert!(store.append(&record(1)).is_err());
+}
+
+/// What a crash leaves in the active segment while the store is running:
+/// the records, then the zeros the writer reserved ahead of them.
+fn crashed_copy(dir: &Path, appends: usize) -> tempfile::TempDir {
+    let (store, _) = AuditStore::open(dir).unwrap();
+    for i in 0..appends {
+        store.append(&record(i)).unwrap();
+    }
+    let copy = tempfile::tempdir().unwrap();
+    for name in [KEY_FILE, PUBLIC_KEY_FILE] {
+        fs::copy(dir.join(name), copy.path().join(name)).unwrap();
+    }
+    fs::create_dir_all(copy.path().join(SEGMENTS_DIR)).unwrap();
+    let seg = crate::segment::segment_name(1);
+    fs::copy(
+        dir.join(SEGMENTS_DIR).join(&seg),
+        copy.path().join(SEGMENTS_DIR).join(&seg),
+    )
+    .unwrap();
+    drop(store);
+    copy
+}
+
+#[test]
+fn reserved_zeros_after_the_records_are_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = crashed_copy(dir.path(), 5);
+    let seg = copy
+        .path()
+        .join(SEGMENTS_DIR)
+        .join(crate::segment::segment_name(1));
+    let bytes = fs::read(&seg).unwrap();
+    assert_eq!(bytes.last(), Some(&0), "the writer reserves space ahead");
+    let (store, report) = AuditStore::open(copy.path()).unwrap();
+    assert_eq!(report.records, 5);
+    assert_eq!(report.torn_tail, None);
+    // Writing goes on right after the last record, over the zeros.
+    assert_eq!(store.append(&record(5)).unwrap().seq, 6);
+    store.close();
+    let records = read_records(copy.path()).unwrap();
+    assert_eq!(records.len(), 6);
+    assert_eq!(records[5].request_id, "req-5");
+    let report =
+        crate::verify(copy.path(), &store.verifier().clone(), &Default::default()).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+}
+
+#[test]
+fn a_write_torn_inside_the_reserved_zeros_is_cut_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = crashed_copy(dir.path(), 3);
+    let seg = copy
+        .path()
+        .join(SEGMENTS_DIR)
+        .join(crate::segment::segment_name(1));
+    let end = read_log(copy.path()).unwrap().active_len as usize;
+    let mut bytes = fs::read(&seg).unwrap();
+    let file_len = bytes.len();
+    // Half a frame landed where the next batch goes; zeros follow.
+    bytes[end..end + 7].copy_from_slice(&[200, 1, 0, 0, 1, 2, 3]);
+    fs::write(&seg, &bytes).unwrap();
+    let (store, report) = AuditStore::open(copy.path()).unwrap();
+    let tail = report.torn_tail.clone().unwrap();
+    assert_eq!(tail.offset as usize, end);
+    assert_eq!(tail.bytes as usize, file_len - end);
+    assert_eq!(report.records, 3);
+    assert_eq!(store.append(&record(3)).unwrap().seq, 4);
+    store.close();
+    assert_eq!(read_records(copy.path()).unwrap().len(), 4);
+}
+
+#[test]
+fn sealed_segments_keep_no_reserved_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        segment_size: 64 << 10,
+        ..StoreOptions::default()
+    };
+    let (store, _) = AuditStore::open_with(dir.path(), options).unwrap();
+    for i in 0..600 {
+        store.append(&record(i)).unwrap();
+    }
+    let segments = crate::segment::list(dir.path()).unwrap().unwrap();
+    assert!(segments.len() > 1, "{segments:?}");
+    for sealed in &segments[..segments.len() - 1] {
+        let bytes = fs::read(&sealed.path).unwrap();
+        assert_eq!(bytes.last(), Some(&b'}'), "{}", sealed.path.display());
+    }
+    store.close();
+    assert_eq!(read_records(dir.path()).unwrap().len(), 600);
+}
+
+#[test]
+fn records_serialized_by_appenders_are_the_canonical_json() {
+    let mut r = record(7);
+    r.patients = vec![crate::record::PatientRelease {
+        patient: "Patient/1".into(),
+        ..Default::default()
+    }];
+    for seq in [1, 9, 10, 12_345, u64::MAX] {
+        let encoded = writer::Encoded::new(&r).unwrap();
+        let mut spliced = Vec::new();
+        encoded.write_for_test(seq, &mut spliced);
+        let mut expected = r.clone();
+        expected.seq = seq;
+        assert_eq!(
+            String::from_utf8(spliced).unwrap(),
+            serde_json::to_string(&expected).unwrap()
+        );
+        assert_eq!(
+            crate::segment::leading_seq(&serde_json::to_vec(&expected).unwrap()),
+            Some(seq)
+        );
+    }
+    assert_eq!(
+        crate::segment::leading_seq(br#"{"schema":2,"seq":01,"#),
+        None
+    );
+    assert_eq!(
+        crate::segment::leading_seq(br#"{"seq":1,"schema":2}"#),
+        None
+    );
 }
