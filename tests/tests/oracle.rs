@@ -835,6 +835,14 @@ impl Oracle<'_> {
             searched = Some(ty.to_owned());
         }
         for entry in body["entry"].as_array().into_iter().flatten() {
+            if entry["search"]["mode"] == "outcome" {
+                // Notices (the 42 CFR 2.32 redisclosure notice) carry no data.
+                assert_eq!(
+                    entry["resource"]["resourceType"], "OperationOutcome",
+                    "{context}: an outcome entry that is not an OperationOutcome"
+                );
+                continue;
+            }
             stats.released += 1;
             let url = entry["fullUrl"].as_str().unwrap_or("");
             assert!(
