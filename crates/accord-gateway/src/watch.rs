@@ -8,7 +8,7 @@
 //!
 //! A change is seen through each file's size and modification time and
 //! confirmed by a SHA-256 of the contents, so touching a file does not
-//! reload; the contents are also hashed every [`FULL_CHECK_EVERY`] polls,
+//! reload; the contents are also hashed every `FULL_CHECK_EVERY` polls,
 //! so a same-size rewrite within one mtime tick is seen too. Polling rather than
 //! inotify: it works the same on every filesystem, including the symlink
 //! swaps of Kubernetes ConfigMaps and Secrets.

@@ -116,7 +116,7 @@ impl<'a> Envelope<'a> {
 }
 
 /// Filters a Bundle given as a [`Value`] and returns the envelope the
-/// partner sees (the same work as [`filter_bundle_bytes`], for callers that
+/// partner sees (the same work as the byte path (`filter_envelope`), for callers that
 /// already hold a tree).
 pub fn filter_bundle(
     bundle: &Value,
