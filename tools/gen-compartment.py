@@ -16,6 +16,8 @@ import os
 import re
 import sys
 
+import gentable
+
 TABLE = os.path.join(os.path.dirname(__file__), "..", "crates", "accord-fhir", "src", "compartment", "table.rs")
 
 
@@ -86,20 +88,7 @@ def render(compartment, params):
 
 
 def main(argv):
-    check = "--check" in argv
-    args = [a for a in argv if a != "--check"]
-    if len(args) != 1:
-        raise SystemExit(__doc__)
-    text = render(*load(args[0]))
-    if check:
-        current = open(TABLE).read()
-        if current != text:
-            print("crates/accord-fhir/src/compartment/table.rs is stale: rerun tools/gen-compartment.py", file=sys.stderr)
-            return 1
-        print("compartment table is up to date")
-        return 0
-    sys.stdout.write(text)
-    return 0
+    return gentable.run(argv, __doc__, TABLE, "compartment", lambda defs: render(*load(defs)))
 
 
 if __name__ == "__main__":

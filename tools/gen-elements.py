@@ -22,6 +22,8 @@ import json
 import os
 import sys
 
+import gentable
+
 TABLE = os.path.join(os.path.dirname(__file__), "..", "crates", "accord-fhir", "src", "elements", "table.rs")
 CORE = "http://hl7.org/fhir/StructureDefinition/"
 
@@ -100,20 +102,7 @@ def render(resources, types):
 
 
 def main(argv):
-    check = "--check" in argv
-    args = [a for a in argv if a != "--check"]
-    if len(args) != 1:
-        raise SystemExit(__doc__)
-    text = render(*load(args[0]))
-    if check:
-        current = open(TABLE).read()
-        if current != text:
-            print("crates/accord-fhir/src/elements/table.rs is stale: rerun tools/gen-elements.py", file=sys.stderr)
-            return 1
-        print("element table is up to date")
-        return 0
-    sys.stdout.write(text)
-    return 0
+    return gentable.run(argv, __doc__, TABLE, "element", lambda defs: render(*load(defs)))
 
 
 if __name__ == "__main__":
