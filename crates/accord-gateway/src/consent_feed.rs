@@ -214,11 +214,7 @@ impl ConsentFeed {
     fn absorb(&mut self, resources: Vec<Value>, full: bool) -> bool {
         let policies = self.store.current();
         let partners = |p: &accord_policy::PartnerId| policies.partner(p).is_some();
-        let mut fresh = if full {
-            HashMap::with_capacity(resources.len())
-        } else {
-            self.known.clone()
-        };
+        let mut compiled = Vec::with_capacity(resources.len());
         for resource in resources {
             let updated = last_updated(&resource);
             if let Some((at, text)) = &updated
@@ -231,9 +227,7 @@ impl ConsentFeed {
             let text = serde_json::to_string_pretty(&resource).unwrap_or_default();
             let at = updated.map_or_else(OffsetDateTime::now_utc, |(at, _)| at);
             match PulledConsents::compile(&origin, &text, &partners, at) {
-                Ok(consent) => {
-                    fresh.insert(consent.id.clone(), consent);
-                }
+                Ok(consent) => compiled.push(consent),
                 Err(rejected) => {
                     for error in &rejected.errors {
                         tracing::warn!(%error, "consent feed: unreadable Consent");
@@ -242,7 +236,7 @@ impl ConsentFeed {
                         Some(deny) => {
                             tracing::warn!(consent = %deny.id, patient = %deny.patient,
                                 "consent feed: the patient's data is withheld until the Consent is corrected");
-                            fresh.insert(deny.id.clone(), *deny);
+                            compiled.push(*deny);
                         }
                         None => tracing::error!(%origin,
                             "consent feed: a Consent without a readable id or patient is ignored"),
@@ -250,8 +244,22 @@ impl ConsentFeed {
                 }
             }
         }
-        let changed = fresh != self.known;
-        self.known = fresh;
+        if full {
+            let fresh: HashMap<String, Consent> =
+                compiled.into_iter().map(|c| (c.id.clone(), c)).collect();
+            let changed = fresh != self.known;
+            self.known = fresh;
+            return changed;
+        }
+        // An incremental poll re-reads at least the newest consent every
+        // time (`ge`): change only what differs, without copying the set.
+        let mut changed = false;
+        for consent in compiled {
+            if self.known.get(&consent.id) != Some(&consent) {
+                self.known.insert(consent.id.clone(), consent);
+                changed = true;
+            }
+        }
         changed
     }
 }
