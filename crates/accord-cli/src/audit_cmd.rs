@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::output::outln;
 use accord_audit::{
     Follower, InclusionProof, Signer, Verifier, VerifyOptions, proof, store, verify,
 };
@@ -127,7 +128,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Keygen { dir, name } => keygen(&dir.dir, &name),
         AuditCommand::Prove { dir, seq } => {
             let proof = proof::prove(&dir.dir, seq)?;
-            println!("{}", serde_json::to_string_pretty(&proof)?);
+            outln!("{}", serde_json::to_string_pretty(&proof)?)?;
             Ok(())
         }
         AuditCommand::CheckProof { key, proof } => check_proof(&key, &proof),
@@ -170,9 +171,9 @@ fn keygen(dir: &Path, name: &str) -> anyhow::Result<()> {
     let signer = Signer::generate(name)?;
     store::write_key_pair(dir, &signer)
         .with_context(|| format!("write the key pair into {}", dir.display()))?;
-    println!("private key  {}", dir.join(store::KEY_FILE).display());
-    println!("public key   {}", signer.verifier().encode());
-    println!("Give the public key to your auditors; they need nothing else.");
+    outln!("private key  {}", dir.join(store::KEY_FILE).display())?;
+    outln!("public key   {}", signer.verifier().encode())?;
+    outln!("Give the public key to your auditors; they need nothing else.")?;
     Ok(())
 }
 
@@ -195,10 +196,13 @@ fn check_proof(key: &str, path: &Path) -> anyhow::Result<()> {
     };
     let proof: InclusionProof = serde_json::from_str(&text).context("not an inclusion proof")?;
     let cp = proof::check(&proof, &key).context("the proof does not verify")?;
-    println!(
+    outln!(
         "ok: record {} is in log `{}` of {} records (root {})",
-        proof.seq, cp.origin, cp.size, cp.root
-    );
+        proof.seq,
+        cp.origin,
+        cp.size,
+        cp.root
+    )?;
     Ok(())
 }
 
@@ -223,36 +227,38 @@ fn run_verify(dir: &Path, key: Option<&str>, kept: &[PathBuf]) -> anyhow::Result
             .push((path.display().to_string(), note));
     }
     let report = verify(dir, &key, &options)?;
-    println!("log        {} (`{}`)", dir.display(), key.name());
-    println!(
+    outln!("log        {} (`{}`)", dir.display(), key.name())?;
+    outln!(
         "records    {} in {} segments",
-        report.records, report.segments
-    );
-    println!("root       {}", report.root);
-    println!(
+        report.records,
+        report.segments
+    )?;
+    outln!("root       {}", report.root)?;
+    outln!(
         "signed     {} checkpoints checked; largest signed size {}",
-        report.checkpoints, report.signed_size
-    );
+        report.checkpoints,
+        report.signed_size
+    )?;
     if let Some(torn) = &report.torn_tail {
-        println!(
+        outln!(
             "torn tail  {} bytes at {} offset {} (an interrupted write; cut on next open)",
             torn.bytes,
             torn.segment.display(),
             torn.offset
-        );
+        )?;
     }
     if report.records > report.signed_size {
-        println!(
+        outln!(
             "unsigned   {} records after the last checkpoint",
             report.records - report.signed_size
-        );
+        )?;
     }
     if report.is_ok() {
-        println!("ok");
+        outln!("ok")?;
         return Ok(());
     }
     for problem in &report.problems {
-        println!("PROBLEM    {problem}");
+        outln!("PROBLEM    {problem}")?;
     }
     bail!("{} problems found", report.problems.len())
 }
@@ -264,7 +270,7 @@ fn tail(dir: &Path, after: Option<u64>) -> anyhow::Result<()> {
     };
     loop {
         for record in follower.poll()? {
-            println!("{}", serde_json::to_string(&record)?);
+            outln!("{}", serde_json::to_string(&record)?)?;
         }
         std::thread::sleep(Duration::from_millis(200));
     }

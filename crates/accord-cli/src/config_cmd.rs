@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::output::{out, outln};
 use accord_gateway::config::AccordConfig;
 use anyhow::Context;
 use clap::Subcommand;
@@ -26,8 +27,8 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
 fn check(path: &std::path::Path) -> anyhow::Result<()> {
     let config = AccordConfig::load(path)?;
     let text = toml::to_string(&config).context("render the effective configuration")?;
-    println!("# effective configuration of {}", path.display());
-    print!("{text}");
+    outln!("# effective configuration of {}", path.display())?;
+    out!("{text}")?;
     if config.admin.enabled && config.admin.token_file.is_none() {
         eprintln!(
             "warning: admin.enabled without admin.token_file: only the open probes will answer"

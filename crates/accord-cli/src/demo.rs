@@ -26,6 +26,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::logging;
+use crate::output::outln;
 
 mod load;
 
@@ -170,18 +171,18 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("start the gateway on {}", config.gateway.listen))?;
 
-    println!("Accord demo");
-    println!("  directory       {}", dir.display());
-    println!(
+    outln!("Accord demo")?;
+    outln!("  directory       {}", dir.display())?;
+    outln!(
         "  upstream FHIR   {} ({}, {} resources, seed {SEED})",
         upstream.base_url(),
         upstream.kind(),
         population.resources.len()
-    );
-    println!("  gateway         {}", gateway.public_base());
-    println!("  policies        {}", config.policies.dir.display());
-    println!("  audit log       {}", audit.dir().display());
-    println!();
+    )?;
+    outln!("  gateway         {}", gateway.public_base())?;
+    outln!("  policies        {}", config.policies.dir.display())?;
+    outln!("  audit log       {}", audit.dir().display())?;
+    outln!()?;
 
     let first_seq = read_records(&config.audit.dir)
         .map(|r| r.len() as u64)
@@ -196,9 +197,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     print_audit(&config.audit.dir, first_seq)?;
 
     if !options.once {
-        print_try_it(&dir, gateway.public_base(), &population);
+        print_try_it(&dir, gateway.public_base(), &population)?;
         tokio::signal::ctrl_c().await?;
-        println!("\nstopping");
+        outln!("\nstopping")?;
     }
     gateway.shutdown(Duration::from_secs(5)).await;
     upstream.shutdown();
@@ -483,19 +484,19 @@ impl Tour<'_> {
             .send(step.method.clone(), &url, &headers, body)
             .await?;
 
-        println!("{n:>2}. {}", step.title);
-        println!(
+        outln!("{n:>2}. {}", step.title)?;
+        outln!(
             "    {:<14} {} /fhir/{}   purpose: {}",
             step.client,
             step.method,
             step.path,
             step.purpose.unwrap_or("(none)")
-        );
-        println!("    → {} {}", response.status, summarize(&response));
+        )?;
+        outln!("    → {} {}", response.status, summarize(&response))?;
         if let Some(record) = self.record_for(&response) {
-            println!("    rule: {}   [audit seq {}]", record.rule, record.seq);
+            outln!("    rule: {}   [audit seq {}]", record.rule, record.seq)?;
         }
-        println!();
+        outln!()?;
         Ok(())
     }
 
@@ -599,13 +600,18 @@ fn summarize(response: &PartnerResponse) -> String {
 
 fn print_audit(dir: &Path, first_seq: u64) -> anyhow::Result<()> {
     let records = read_records(dir)?;
-    println!("Audit records written by this tour ({}):", dir.display());
-    println!(
+    outln!("Audit records written by this tour ({}):", dir.display())?;
+    outln!(
         "  {:>4}  {:<14} {:<8} {:<7} {:>6}  {:<6}  target",
-        "seq", "partner", "purpose", "method", "status", "decision"
-    );
+        "seq",
+        "partner",
+        "purpose",
+        "method",
+        "status",
+        "decision"
+    )?;
     for record in records.iter().filter(|r| r.seq >= first_seq) {
-        println!(
+        outln!(
             "  {:>4}  {:<14} {:<8} {:<7} {:>6}  {:<6}  {}",
             record.seq,
             record.partner.as_deref().unwrap_or("-"),
@@ -616,13 +622,13 @@ fn print_audit(dir: &Path, first_seq: u64) -> anyhow::Result<()> {
                 .as_str()
                 .unwrap_or("?"),
             record.target
-        );
+        )?;
     }
-    println!();
+    outln!()?;
     Ok(())
 }
 
-fn print_try_it(dir: &Path, base: &str, population: &Population) {
+fn print_try_it(dir: &Path, base: &str, population: &Population) -> anyhow::Result<()> {
     let patient = pick_patient(population).unwrap_or_default();
     let pki = dir.join("pki");
     let cert = |name: &str| {
@@ -632,25 +638,25 @@ fn print_try_it(dir: &Path, base: &str, population: &Population) {
             c = pki.join("clients").join(name).display()
         )
     };
-    println!("The gateway keeps serving. Try it (Ctrl-C stops):");
-    println!();
-    println!(
+    outln!("The gateway keeps serving. Try it (Ctrl-C stops):")?;
+    outln!()?;
+    outln!(
         "  curl {} -H 'X-Purpose-Of-Use: TREAT' \\\n    {base}/Patient/{patient}",
         cert("maple-primary")
-    );
-    println!();
-    println!(
+    )?;
+    outln!()?;
+    outln!(
         "  curl {} -H 'X-Purpose-Of-Use: TREAT' \\\n    '{base}/Observation?patient={patient}&_count=2'",
         cert("st-brigid")
-    );
-    println!();
-    println!(
+    )?;
+    outln!()?;
+    outln!(
         "  curl {} -H 'X-Purpose-Of-Use: TREAT' \\\n    {base}/Condition?patient={patient}",
         cert("riverside-bh")
-    );
-    println!();
-    println!("  accord audit tail --dir {}", dir.join("audit").display());
-    println!();
+    )?;
+    outln!()?;
+    outln!("  accord audit tail --dir {}", dir.join("audit").display())?;
+    outln!()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod audit_cmd;
 mod config_cmd;
 mod demo;
 mod logging;
+mod output;
 mod policy_cmd;
 mod serve;
 
@@ -117,6 +118,8 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `accord … | head`: the reader has what it wanted.
+        Err(e) if e.is::<output::ReaderGone>() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

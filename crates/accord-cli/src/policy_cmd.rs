@@ -1,9 +1,9 @@
 //! `accord policy …`: the legal team's tools over a policy folder. Argument
 //! handling and output only; the work is in `accord-policy`.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::output::{out, outln};
 use accord_fhir::Purpose;
 use accord_policy::diff::{FixtureCounts, diff};
 use accord_policy::explain::parse_request_line;
@@ -98,9 +98,9 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
             let explanation =
                 set.explain(&request, &partner, &purpose, &parsed, at, set.consents());
             if json {
-                println!("{}", serde_json::to_string_pretty(&explanation)?);
+                outln!("{}", serde_json::to_string_pretty(&explanation)?)?;
             } else {
-                print!("{}", explanation.to_text());
+                out!("{}", explanation.to_text())?;
             }
             Ok(())
         }
@@ -121,9 +121,9 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
             };
             let d = diff(&old, &new, instant(at.as_deref())?, counts.as_ref());
             if json {
-                println!("{}", serde_json::to_string_pretty(&d)?);
+                outln!("{}", serde_json::to_string_pretty(&d)?)?;
             } else {
-                print!("{}", d.to_text());
+                out!("{}", d.to_text())?;
             }
             Ok(())
         }
@@ -132,9 +132,9 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
             let files = testing::read_tests(&dir).map_err(errors)?;
             let report = testing::run_tests(&set, &files).map_err(errors)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?)?;
             } else {
-                print!("{}", report.to_text());
+                out!("{}", report.to_text())?;
             }
             if report.failed() > 0 {
                 bail!("{} policy test(s) failed", report.failed());
@@ -158,12 +158,7 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
                 }
                 None => export::contracts_bundle(&set),
             };
-            // Often piped (`| jq`, `| head`): a closed pipe is not an error.
-            let text = serde_json::to_string_pretty(&resource)?;
-            match writeln!(std::io::stdout().lock(), "{text}") {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-                _ => Ok(()),
-            }
+            outln!("{}", serde_json::to_string_pretty(&resource)?)
         }
         PolicyCommand::Show {
             agreement,
@@ -176,9 +171,9 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
                 bail!("no agreement `{agreement}` (known: {})", known.join(", "));
             };
             if html {
-                print!("{}", render::agreement_html(&set, a));
+                out!("{}", render::agreement_html(&set, a))?;
             } else {
-                print!("{}", render::agreement_markdown(&set, a));
+                out!("{}", render::agreement_markdown(&set, a))?;
             }
             Ok(())
         }
@@ -190,10 +185,10 @@ fn check(dir: &Path) -> anyhow::Result<()> {
         Ok(set) => {
             let warnings = set.lint(OffsetDateTime::now_utc());
             for w in &warnings {
-                println!("warning: {}", w.to_string_with_hint());
+                outln!("warning: {}", w.to_string_with_hint())?;
             }
             let consents = set.consents().len();
-            println!(
+            outln!(
                 "{}: {} partners, {} agreements, {} cohorts, {} sensitivity categories, {consents} consents; {} warning(s); no errors\npolicy version {}",
                 dir.display(),
                 set.partners().count(),
@@ -202,7 +197,7 @@ fn check(dir: &Path) -> anyhow::Result<()> {
                 set.categories().count(),
                 warnings.len(),
                 set.version()
-            );
+            )?;
             Ok(())
         }
         Err(e) => Err(errors(e)),

@@ -17,6 +17,7 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::logging;
+use crate::output::outln;
 
 /// How long in-flight requests may take to finish on shutdown.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -63,7 +64,8 @@ pub async fn run(
         config.gateway.state_dir = Some(config.audit.dir.join("gateway-state"));
     }
     let server = GatewayServer::start(&config.gateway, policies, audit.clone()).await?;
-    println!(
+    // Status lines only: a closed stdout must not stop the gateway.
+    let _ = outln!(
         "accord: serving {} on {} (upstream {})",
         server.public_base(),
         server.local_addr(),
@@ -79,7 +81,7 @@ pub async fn run(
     .with_audit_store(Arc::clone(&audit));
     let admin = if config.admin.enabled {
         let admin = AdminServer::start(config.admin.listen, admin_state.clone()).await?;
-        println!("accord: admin on http://{}", admin.local_addr());
+        let _ = outln!("accord: admin on http://{}", admin.local_addr());
         Some(admin)
     } else {
         None
@@ -94,7 +96,7 @@ pub async fn run(
             _ = hangup.recv() => reload(&admin_state).await,
         }
     }
-    println!("accord: shutting down");
+    let _ = outln!("accord: shutting down");
     if let Some(watch) = watch {
         watch.stop();
     }

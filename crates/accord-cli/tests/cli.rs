@@ -105,3 +105,32 @@ fn serve_reports_config_errors_with_a_position() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("accord.toml:2:10:"), "{stderr}");
 }
+
+/// `accord … | head` closes the pipe early: the command must end quietly
+/// and successfully, not panic the way `println!` does on a closed pipe.
+#[test]
+fn commands_end_quietly_when_the_reader_closes_the_pipe() {
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies");
+    let commands: [&[&str]; 4] = [
+        &["policy", "check", policies],
+        &[
+            "policy",
+            "show",
+            "care-coordination-2026",
+            "--dir",
+            policies,
+        ],
+        &["policy", "test", policies],
+        &["policy", "export", "--dir", policies],
+    ];
+    for args in commands {
+        // The read end is closed before the command starts, so its first
+        // write fails with EPIPE every time (no race with a reader).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = accord().args(args).stdout(writer).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+    }
+}

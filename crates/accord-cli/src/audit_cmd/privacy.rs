@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::output::outln;
 use accord_audit::query::{FilterText, parse_time, query};
 use accord_audit::report::table::{self, COLUMNS, row};
 use accord_audit::report::{accounting, audit_events, validate_audit_event};
@@ -211,10 +212,10 @@ pub fn run_reindex(dir: &Path) -> anyhow::Result<()> {
     let index = borrow(dir)?;
     let started = Instant::now();
     let records = index.rebuild()?;
-    println!(
+    outln!(
         "reindexed {records} records in {:.1} s ({})",
         started.elapsed().as_secs_f64(),
         dir.join(accord_audit::index::INDEX_DIR).display()
-    );
+    )?;
     Ok(())
 }
