@@ -9,7 +9,9 @@ tests/interop/run starts sekmet and `accord serve` and exports:
                            http://127.0.0.1:PORT/fhir (ingress/alias case); it also
                            pulls the Consents recorded in sekmet (consent feed)
   ACCORD_INTEROP_GATEWAY_CAPPED  a third gateway whose payer quality agreement
-                           allows ACCORD_INTEROP_CAP_REQUESTS requests a day,
+                           allows ACCORD_INTEROP_CAP_REQUESTS requests a day
+                           and whose clinic-coordination grant releases
+                           ACCORD_INTEROP_CAP_RESOURCES resources a day,
                            with its own audit log (ACCORD_INTEROP_CAPPED_AUDIT)
                            and fresh cap counters each run
   ACCORD_INTEROP_UPSTREAM  sekmet's FHIR base (plain http; ground truth only)
@@ -101,6 +103,7 @@ class Env:
     audit: Path
     capped_audit: Path
     cap_requests: int
+    cap_resources: int
     manifest: dict
     traces: list[str]
     checked: list[str] = field(default_factory=lambda: _CHECKED)
@@ -146,6 +149,7 @@ def env() -> Env:
         audit=Path(_required("ACCORD_INTEROP_AUDIT")),
         capped_audit=Path(_required("ACCORD_INTEROP_CAPPED_AUDIT")),
         cap_requests=int(_required("ACCORD_INTEROP_CAP_REQUESTS")),
+        cap_resources=int(_required("ACCORD_INTEROP_CAP_RESOURCES")),
         manifest=json.loads(Path(_required("ACCORD_INTEROP_MANIFEST")).read_text()),
         traces=upstream_traces(upstream),
     )

@@ -95,3 +95,25 @@ def _read_audit(directory: Path) -> list[dict]:
     from conftest import read_audit_log
 
     return read_audit_log(directory)
+
+
+CLINIC = "riverside-bh"  # clinic-coordination grant, resources_per_day capped on env.capped
+
+
+def test_a_response_that_would_exceed_the_resource_cap_is_not_released(env, http, upstream):
+    """`resources_per_day`: what fits is released; a response that would take
+    the day's count over the cap is refused whole (429), not cut short."""
+    observed = {}
+    for o in upstream.fhir_get("Observation", _count="1000").get("entry", []):
+        ref = o["resource"].get("subject", {}).get("reference", "")
+        observed[ref] = observed.get(ref, 0) + 1
+    patient = "pat-0003"  # referred (care coordination), no consent closing the record
+    assert observed.get(f"Patient/{patient}", 0) > env.cap_resources, "sekmet holds more than the cap"
+    s = http(CLINIC, "COC")
+    first = s.get(f"{env.capped}/Patient/{patient}", timeout=30)
+    assert first.status_code == 200, first.text[:300]
+    many = s.get(f"{env.capped}/Observation", params={"patient": patient, "_count": "200"}, timeout=30)
+    _assert_throttled(many, patient)
+    assert '"resourceType":"Observation"' not in many.text.replace(" ", ""), "nothing of it was released"
+    record = {r["seq"]: r for r in _read_audit(env.capped_audit)}[int(many.headers["X-Audit-Seq"])]
+    assert f"resources_per_day = {env.cap_resources}" in record["rule"], record["rule"]
