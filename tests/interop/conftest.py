@@ -14,6 +14,9 @@ tests/interop/run starts sekmet and `accord serve` and exports:
                            ACCORD_INTEROP_CAP_RESOURCES resources a day,
                            with its own audit log (ACCORD_INTEROP_CAPPED_AUDIT)
                            and fresh cap counters each run
+  ACCORD_INTEROP_GATEWAY_DOWN  a fourth gateway whose upstream
+                           (ACCORD_INTEROP_DEAD_UPSTREAM) is a port nothing
+                           listens on; its audit log: ACCORD_INTEROP_DOWN_AUDIT
   ACCORD_INTEROP_UPSTREAM  sekmet's FHIR base (plain http; ground truth only)
   ACCORD_INTEROP_PKI       dev PKI from `accord demo`: ca.pem, clients/<name>.pem/.key
   ACCORD_INTEROP_AUDIT     the gateway's audit directory (audit.jsonl)
@@ -104,6 +107,9 @@ class Env:
     capped_audit: Path
     cap_requests: int
     cap_resources: int
+    down: str
+    down_audit: Path
+    dead_upstream: str
     manifest: dict
     traces: list[str]
     checked: list[str] = field(default_factory=lambda: _CHECKED)
@@ -127,7 +133,8 @@ class Env:
 
     def hook(self, response: requests.Response, *args, **kwargs) -> requests.Response:
         base = next(
-            (b for b in (self.alias, self.capped) if response.url.startswith(b + "/")), self.gateway
+            (b for b in (self.alias, self.capped, self.down) if response.url.startswith(b + "/")),
+            self.gateway,
         )
         check_gateway_response(response, base, self.traces)
         assert response.headers.get(AUDIT_HEADER, "").isdigit(), (
@@ -150,8 +157,11 @@ def env() -> Env:
         capped_audit=Path(_required("ACCORD_INTEROP_CAPPED_AUDIT")),
         cap_requests=int(_required("ACCORD_INTEROP_CAP_REQUESTS")),
         cap_resources=int(_required("ACCORD_INTEROP_CAP_RESOURCES")),
+        down=_required("ACCORD_INTEROP_GATEWAY_DOWN").rstrip("/"),
+        down_audit=Path(_required("ACCORD_INTEROP_DOWN_AUDIT")),
+        dead_upstream=_required("ACCORD_INTEROP_DEAD_UPSTREAM").rstrip("/"),
         manifest=json.loads(Path(_required("ACCORD_INTEROP_MANIFEST")).read_text()),
-        traces=upstream_traces(upstream),
+        traces=upstream_traces(upstream) + upstream_traces(_required("ACCORD_INTEROP_DEAD_UPSTREAM")),
     )
 
 
