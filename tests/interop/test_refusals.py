@@ -62,6 +62,11 @@ REFUSALS = [
     Refusal("suspended-agreement", "st-brigid", "HOPERAT", "GET", "Observation?category=laboratory", 403, "forbidden"),
     Refusal("suspended-agreement", "st-brigid", "HOPERAT", "GET", "Encounter?patient=example", 403, "forbidden"),
     Refusal("expired-agreement", "riverside-bh", "TREAT", "GET", "DocumentReference?patient=example", 403, "forbidden"),
+    Refusal("terminated-agreement", "harbor-clinic", "TREAT", "GET", "Patient/example", 403, "forbidden"),
+    Refusal("terminated-agreement", "harbor-clinic", "COC", "GET", "Task?patient=example", 403, "forbidden"),
+    # a forbid rule of the agreement (403)
+    Refusal("forbid-rule", "lakeshore-health-plan", "HOPERAT", "GET", "MedicationRequest?patient=pat-0001",
+            403, "forbidden"),
     # resource types no grant covers (403), though sekmet holds them
     Refusal("ungranted-type", "maple-primary", "TREAT", "GET", "DocumentReference?patient=example", 403, "forbidden"),
     Refusal("ungranted-type", "maple-primary", "TREAT", "GET", "Practitioner/example", 403, "forbidden"),
