@@ -6,7 +6,17 @@ tests/interop/run starts sekmet and `accord serve` and exports:
   ACCORD_INTEROP_GATEWAY   the gateway's FHIR base (https, mTLS)
   ACCORD_INTEROP_GATEWAY_ALIAS  a second gateway reaching the same sekmet as
                            http://localhost:PORT/fhir while sekmet calls itself
-                           http://127.0.0.1:PORT/fhir (ingress/alias case)
+                           http://127.0.0.1:PORT/fhir (ingress/alias case); it also
+                           pulls the Consents recorded in sekmet (consent feed)
+  ACCORD_INTEROP_GATEWAY_CAPPED  a third gateway whose payer quality agreement
+                           allows ACCORD_INTEROP_CAP_REQUESTS requests a day
+                           and whose clinic-coordination grant releases
+                           ACCORD_INTEROP_CAP_RESOURCES resources a day,
+                           with its own audit log (ACCORD_INTEROP_CAPPED_AUDIT)
+                           and fresh cap counters each run
+  ACCORD_INTEROP_GATEWAY_DOWN  a fourth gateway whose upstream
+                           (ACCORD_INTEROP_DEAD_UPSTREAM) is a port nothing
+                           listens on; its audit log: ACCORD_INTEROP_DOWN_AUDIT
   ACCORD_INTEROP_UPSTREAM  sekmet's FHIR base (plain http; ground truth only)
   ACCORD_INTEROP_PKI       dev PKI from `accord demo`: ca.pem, clients/<name>.pem/.key
   ACCORD_INTEROP_AUDIT     the gateway's audit directory (audit.jsonl)
@@ -90,9 +100,16 @@ def _required(name: str) -> str:
 class Env:
     gateway: str
     alias: str
+    capped: str
     upstream: str
     pki: Path
     audit: Path
+    capped_audit: Path
+    cap_requests: int
+    cap_resources: int
+    down: str
+    down_audit: Path
+    dead_upstream: str
     manifest: dict
     traces: list[str]
     checked: list[str] = field(default_factory=lambda: _CHECKED)
@@ -115,7 +132,10 @@ class Env:
         return read_audit_log(self.audit)
 
     def hook(self, response: requests.Response, *args, **kwargs) -> requests.Response:
-        base = self.alias if response.url.startswith(self.alias + "/") else self.gateway
+        base = next(
+            (b for b in (self.alias, self.capped, self.down) if response.url.startswith(b + "/")),
+            self.gateway,
+        )
         check_gateway_response(response, base, self.traces)
         assert response.headers.get(AUDIT_HEADER, "").isdigit(), (
             f"{response.request.method} {response.url}: no {AUDIT_HEADER} receipt"
@@ -130,11 +150,18 @@ def env() -> Env:
     return Env(
         gateway=_required("ACCORD_INTEROP_GATEWAY").rstrip("/"),
         alias=_required("ACCORD_INTEROP_GATEWAY_ALIAS").rstrip("/"),
+        capped=_required("ACCORD_INTEROP_GATEWAY_CAPPED").rstrip("/"),
         upstream=upstream.rstrip("/"),
         pki=Path(_required("ACCORD_INTEROP_PKI")),
         audit=Path(_required("ACCORD_INTEROP_AUDIT")),
+        capped_audit=Path(_required("ACCORD_INTEROP_CAPPED_AUDIT")),
+        cap_requests=int(_required("ACCORD_INTEROP_CAP_REQUESTS")),
+        cap_resources=int(_required("ACCORD_INTEROP_CAP_RESOURCES")),
+        down=_required("ACCORD_INTEROP_GATEWAY_DOWN").rstrip("/"),
+        down_audit=Path(_required("ACCORD_INTEROP_DOWN_AUDIT")),
+        dead_upstream=_required("ACCORD_INTEROP_DEAD_UPSTREAM").rstrip("/"),
         manifest=json.loads(Path(_required("ACCORD_INTEROP_MANIFEST")).read_text()),
-        traces=upstream_traces(upstream),
+        traces=upstream_traces(upstream) + upstream_traces(_required("ACCORD_INTEROP_DEAD_UPSTREAM")),
     )
 
 
@@ -195,11 +222,14 @@ def http(env):
 
 @pytest.fixture(scope="session")
 def fhirpy(env):
-    """fhirpy's SyncFHIRClient, configured only through its public options."""
+    """fhirpy's SyncFHIRClient, configured only through its public options.
+    `base`: another of the run's gateways (env.alias, env.capped)."""
 
-    def make(partner: str = "maple-primary", purpose: str | None = "TREAT") -> SyncFHIRClient:
+    def make(
+        partner: str = "maple-primary", purpose: str | None = "TREAT", base: str | None = None
+    ) -> SyncFHIRClient:
         return SyncFHIRClient(
-            env.gateway,
+            base or env.gateway,
             extra_headers={PURPOSE_HEADER: purpose} if purpose else None,
             requests_config={
                 "cert": env.cert(partner),
@@ -217,8 +247,11 @@ def smart(env):
     """fhirclient's FHIRClient; its server's requests.Session carries the
     client certificate, the CA and the purpose-of-use header."""
 
-    def make(partner: str = "maple-primary", purpose: str | None = "TREAT") -> smart_client.FHIRClient:
-        c = smart_client.FHIRClient(settings={"app_id": f"accord-interop-{partner}", "api_base": env.gateway + "/"})
+    def make(
+        partner: str = "maple-primary", purpose: str | None = "TREAT", base: str | None = None
+    ) -> smart_client.FHIRClient:
+        api_base = (base or env.gateway) + "/"
+        c = smart_client.FHIRClient(settings={"app_id": f"accord-interop-{partner}", "api_base": api_base})
         session = c.server.session
         # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (set on many CI
         # machines) override a Session's `verify`; a partner pinning its

@@ -160,3 +160,21 @@ def test_a_patient_without_a_referral_is_outside_until_one_is_written(env, http,
         assert all(_patient_of(e["resource"]) == patient for e in search()["entry"])
     finally:
         upstream.delete(f"{env.upstream}/ServiceRequest/{referral['id']}", timeout=30)
+
+
+ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+
+
+def test_sensitive_diagnoses_of_members_never_reach_the_plan(env, http, upstream):
+    """payer-quality's forbid `no-sensitive-data`: Part 2, mental health and
+    the other sensitive categories stay behind, whatever the Group says."""
+    members = _members()
+    held = [c for c in _entries(upstream.fhir_get("Condition", _count="1000")) if _patient_of(c) in members]
+    sensitive = {c["id"] for c in held if any(
+        x.get("system") == ICD10 and x.get("code", "")[:1] == "F" for x in c.get("code", {}).get("coding", []))}
+    assert sensitive, "sekmet holds sensitive diagnoses of Group members"
+    released = _all_pages(http(PAYER, "HOPERAT"), f"{env.gateway}/Condition", {"_count": "50"})
+    assert released, "the members' other diagnoses are released"
+    assert {c["id"] for c in released} <= {c["id"] for c in held}, "only Group members' diagnoses"
+    leaked = sensitive & {c["id"] for c in released}
+    assert not leaked, f"sensitive diagnoses released to the plan: {sorted(leaked)}"

@@ -130,3 +130,45 @@ def test_an_upstream_known_under_another_name_leaks_nothing_and_still_pages(env,
 def test_searches_across_all_patients_are_refused(env, http, path, params):
     r = http("st-brigid", "TREAT").get(f"{env.gateway}/{path}", params=params, timeout=30)
     assert r.status_code == 403, r.text[:300]
+
+
+def test_elements_cannot_bring_back_redacted_contact_details(env, http, upstream):
+    """`_elements` asks for exactly what the payer agreement redacts."""
+    import json
+    from pathlib import Path
+
+    group = Path(__file__).resolve().parents[2] / "policies/cohorts/lakeshore-attributed.group.json"
+    members = sorted(m["entity"]["reference"].split("/")[-1] for m in json.loads(group.read_text())["member"])
+    member = next(m for m in members if "telecom" in upstream.fhir_get(f"Patient/{m}"))
+    r = http("lakeshore-health-plan", "HOPERAT").get(
+        f"{env.gateway}/Patient", params={"_id": member, "_elements": "telecom,address"}, timeout=30
+    )
+
+    def nothing_redacted_arrives(bundle):
+        patients = [e["resource"] for e in bundle.get("entry", []) if e["resource"]["resourceType"] == "Patient"]
+        assert patients, "the member is still found"
+        for patient in patients:
+            assert not ({"telecom", "address"} & patient.keys()), patient
+
+    _refused_or(r, nothing_redacted_arrives)
+
+
+def test_conditional_create_is_not_a_search_across_patients(env, http, upstream):
+    """`If-None-Exist` makes the upstream search with the partner's criteria
+    (any patient's Tasks) and answer 200 instead of 201 when one matches: a
+    search the grant never allowed. The gateway refuses it or creates
+    unconditionally."""
+    existing = env.synthetic("Task")[0]
+    task = {"resourceType": "Task", "status": "requested", "intent": "order",
+            "for": {"reference": "Patient/pat-0001"}, "description": "conditional create test"}
+    headers = {"Content-Type": "application/fhir+json", "If-None-Exist": f"_id={existing}"}
+    direct = upstream.post(f"{env.upstream}/Task", json=task, headers=headers, timeout=30)
+    assert direct.status_code == 200, "sekmet honours If-None-Exist (else this test proves nothing)"
+    before = upstream.fhir_get("Task", _summary="count")["total"]
+    r = http("riverside-bh", "COC").post(f"{env.gateway}/Task", json=task, headers=headers, timeout=30)
+    if r.status_code in (400, 403, 412):
+        assert r.json()["resourceType"] == "OperationOutcome"
+        assert upstream.fhir_get("Task", _summary="count")["total"] == before
+        return
+    assert r.status_code == 201, f"{r.status_code}: the upstream evaluated the partner's condition"
+    upstream.delete(f"{env.upstream}/Task/{r.json()['id']}", timeout=30)

@@ -7,7 +7,8 @@ upstream unchanged. The classes a client library maps to its own exceptions
 are also sent through fhirpy and fhirclient, which must surface them as clear
 errors carrying the OperationOutcome.
 
-To add a class (cohort, consent, sensitivity, volume caps, ...), add rows to
+Volume caps (429) are in test_caps.py, consent and Part 2 in test_obligations.py
+and test_redisclosure.py, cohorts in test_cohorts.py. To add a class, add rows to
 REFUSALS (or a table of your own with the same shape) and, if a client maps
 its status to a new exception, a row to the client tables below.
 """
@@ -37,6 +38,7 @@ class Refusal:
     body: dict | None = None
     content_type: str = "application/fhir+json"
     accept: str = "application/fhir+json"
+    header: tuple[str, str] | None = None  # one more request header
 
     @property
     def id(self) -> str:
@@ -60,6 +62,11 @@ REFUSALS = [
     Refusal("suspended-agreement", "st-brigid", "HOPERAT", "GET", "Observation?category=laboratory", 403, "forbidden"),
     Refusal("suspended-agreement", "st-brigid", "HOPERAT", "GET", "Encounter?patient=example", 403, "forbidden"),
     Refusal("expired-agreement", "riverside-bh", "TREAT", "GET", "DocumentReference?patient=example", 403, "forbidden"),
+    Refusal("terminated-agreement", "harbor-clinic", "TREAT", "GET", "Patient/example", 403, "forbidden"),
+    Refusal("terminated-agreement", "harbor-clinic", "COC", "GET", "Task?patient=example", 403, "forbidden"),
+    # a forbid rule of the agreement (403)
+    Refusal("forbid-rule", "lakeshore-health-plan", "HOPERAT", "GET", "MedicationRequest?patient=pat-0001",
+            403, "forbidden"),
     # resource types no grant covers (403), though sekmet holds them
     Refusal("ungranted-type", "maple-primary", "TREAT", "GET", "DocumentReference?patient=example", 403, "forbidden"),
     Refusal("ungranted-type", "maple-primary", "TREAT", "GET", "Practitioner/example", 403, "forbidden"),
@@ -90,6 +97,17 @@ REFUSALS = [
             body={"resourceType": "Bundle", "type": "transaction",
                   "entry": [{"request": {"method": "DELETE", "url": "Patient/example"}}]}),
     Refusal("system-level", "maple-primary", "TREAT", "GET", "$export", 403, "forbidden"),
+    # a count would include what the filter withholds (403)
+    Refusal("summary-count", "maple-primary", "TREAT", "GET", "Observation?patient=example&_summary=count",
+            403, "forbidden"),
+    # methods outside the FHIR REST API (405)
+    Refusal("method", "maple-primary", "TREAT", "TRACE", "Patient/example", 405, "not-supported"),
+    # limits (431): refused before anything is parsed or forwarded. (413 for
+    # a body over gateway.limits.max_body_bytes is not in this table: the
+    # gateway answers and closes while `requests` is still sending, which
+    # surfaces as a TLS EOF, not the 413; tests/tests/bad_input.rs has it.)
+    Refusal("headers-too-large", "maple-primary", "TREAT", "GET", "Patient/example", 431, "too-long",
+            header=("X-Padding", "x" * 17_000)),
     # formats (406): the gateway speaks FHIR JSON only
     Refusal("format", "maple-primary", "TREAT", "GET", "Patient/example?_format=xml", 406, "not-supported"),
     Refusal("format", "maple-primary", "TREAT", "GET", "Observation?patient=example&_format=application/fhir%2Bxml",
@@ -127,6 +145,8 @@ REFUSALS = [
 def send(env, http, case: Refusal) -> requests.Response:
     session = http(case.partner, case.purpose)
     headers = {"Accept": case.accept}
+    if case.header:
+        headers[case.header[0]] = case.header[1]
     data = None
     if case.body is not None:
         headers["Content-Type"] = case.content_type
@@ -156,8 +176,10 @@ def test_refused_with_an_operation_outcome(env, http, upstream, case):
     record = next(rec for rec in env.audit_records() if rec["seq"] == seq)
     assert record["status"] == case.status
     if case.cls not in ("not-found", "invalid-body", "body-media-type", "body-type-mismatch",
-                        "empty-element"):
+                        "empty-element", "summary-count"):
         assert record["decision"] != "permit", record
+    # (A search parameter refused while narrowing, such as `_summary=count`,
+    # is recorded with the policy's decision, `permit`, and status 403.)
     # Nothing the refused request could have changed has changed upstream.
     assert _upstream_state(upstream, case) == before
 

@@ -213,7 +213,7 @@ impl ConsentFeed {
     /// Returns whether the consents in force change.
     fn absorb(&mut self, resources: Vec<Value>, full: bool) -> bool {
         let policies = self.store.current();
-        let partners = |p: &accord_policy::PartnerId| policies.partner(p).is_some();
+        let actors = accord_policy::ConsentActors::new(policies.partners());
         let mut compiled = Vec::with_capacity(resources.len());
         for resource in resources {
             let updated = last_updated(&resource);
@@ -226,7 +226,7 @@ impl ConsentFeed {
             let origin = format!("upstream Consent/{id}");
             let text = serde_json::to_string_pretty(&resource).unwrap_or_default();
             let at = updated.map_or_else(OffsetDateTime::now_utc, |(at, _)| at);
-            match PulledConsents::compile(&origin, &text, &partners, at) {
+            match PulledConsents::compile(&origin, &text, &actors, at) {
                 Ok(consent) => compiled.push(consent),
                 Err(rejected) => {
                     for error in &rejected.errors {

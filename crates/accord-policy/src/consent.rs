@@ -8,11 +8,14 @@
 //!   provisions are exceptions to their parent; among the exceptions that
 //!   match, **deny overrides permit**.
 //! - A provision matches when each of its lists that is present contains the
-//!   request's value: `actor` (`Organization/<partner id>`), `purpose`
+//!   request's value: `actor` (`Organization/<partner id>` or the partner's
+//!   `organization` in partners.toml, see [`ConsentActors`]), `purpose`
 //!   (v3 PurposeOfUse), `period`, `securityLabel`.
 //! - For the general record, provisions that name security labels are
 //!   ignored. For a consent-only category (42 CFR Part 2) only provisions
 //!   naming one of the category's labels count: no such permit, no release.
+//!   A root provision that names the label is itself that permit (or deny),
+//!   for the actors, purposes and period it names.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -26,9 +29,11 @@ use crate::sensitivity::Coding;
 use crate::source::{PolicyError, SourceFile};
 use crate::spans::SpannedDoc;
 
+mod actors;
 mod parse;
 mod pulled;
 
+pub use actors::{ConsentActors, UnknownActor};
 pub(crate) use parse::compile_consent;
 pub use pulled::{PulledConsents, RejectedConsent};
 
@@ -130,7 +135,7 @@ impl ConsentIndex {
     /// Compiles Consent JSON files; every error located.
     pub fn compile(
         sources: &[SourceFile],
-        partners: &dyn Fn(&PartnerId) -> bool,
+        actors: &ConsentActors,
     ) -> Result<ConsentIndex, Vec<PolicyError>> {
         let mut errors = Vec::new();
         let mut consents = Vec::new();
@@ -143,7 +148,7 @@ impl ConsentIndex {
                     continue;
                 }
             };
-            if let Some(consent) = compile_consent(source, &doc, partners, &mut errors) {
+            if let Some(consent) = compile_consent(source, &doc, actors, &mut errors) {
                 if let Some(first) = seen.insert(consent.id.clone(), source.name.clone()) {
                     errors.push(source.error_hint(
                         doc.value_span("/id"),
@@ -222,7 +227,7 @@ impl ConsentIndex {
             };
         };
         let general = c.root.evaluate(query, None).unwrap_or(c.root.kind);
-        let specific = c.root.evaluate(query, Some(labels));
+        let specific = c.root.evaluate_root_for(query, labels);
         let rule = match (general, specific) {
             (ConsentRule::Permit, Some(ConsentRule::Permit)) => ConsentRule::Permit,
             _ => ConsentRule::Deny,
@@ -248,6 +253,26 @@ impl Provision {
         self.period_covers(query.at)
             && (self.actors.is_empty() || self.actors.contains(query.partner))
             && (self.purposes.is_empty() || self.purposes.contains(query.purpose))
+    }
+
+    /// The root provision's verdict for data labelled with one of
+    /// `labels`. A root that itself names one of them is the rule for that
+    /// data (as source systems write a Part 2 consent: one permit with
+    /// actor, purpose and `securityLabel` ETH): it speaks when the request
+    /// matches its actor, purpose and period, its exceptions applying as
+    /// usual; for anyone else it says nothing (so: no release). A root
+    /// naming no label leaves the category to its exceptions.
+    fn evaluate_root_for(
+        &self,
+        query: &ConsentQuery<'_>,
+        labels: &BTreeSet<Coding>,
+    ) -> Option<ConsentRule> {
+        if self.labels.iter().any(|l| labels.contains(l)) {
+            return self
+                .matches(query)
+                .then(|| self.evaluate(query, None).unwrap_or(self.kind));
+        }
+        self.evaluate(query, Some(labels))
     }
 
     /// This provision's verdict on the exceptions below it: `labels` `None`

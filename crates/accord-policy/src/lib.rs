@@ -43,8 +43,8 @@ pub mod version;
 pub use agreement::{Agreement, AgreementStatus, Caps, Forbid, Grant, SearchConstraint, Term};
 pub use cohort::{Cohort, CohortMembers};
 pub use consent::{
-    Consent, ConsentAnswer, ConsentIndex, ConsentQuery, ConsentRule, PulledConsents,
-    RejectedConsent,
+    Consent, ConsentActors, ConsentAnswer, ConsentIndex, ConsentQuery, ConsentRule, PulledConsents,
+    RejectedConsent, UnknownActor,
 };
 pub use decide::{AccessRequest, Decision, Deny, DenyReason, Permit};
 pub use ids::{AgreementId, CategoryId, CohortId, GrantId, InvalidPolicyId, PartnerId};

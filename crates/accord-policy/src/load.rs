@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::PolicySet;
 use crate::agreement::Agreement;
-use crate::consent::ConsentIndex;
+use crate::consent::{ConsentActors, ConsentIndex};
 use crate::ids::{AgreementId, PartnerId};
 use crate::sensitivity::DEFAULT_SENSITIVITY;
 use crate::source::{PolicyError, SourceFile};
@@ -260,7 +260,7 @@ impl PolicySet {
             }
         }
         let consents =
-            ConsentIndex::compile(&sources.consents, &|p: &PartnerId| partners.contains_key(p))
+            ConsentIndex::compile(&sources.consents, &ConsentActors::new(partners.values()))
                 .unwrap_or_else(|e| {
                     errors.extend(e);
                     ConsentIndex::default()

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use accord_fhir::{Purpose, ResourceType, ValidationError};
 use serde_json::Value;
 
+use super::actors::{ConsentActors, UnknownActor};
 use super::{Consent, ConsentRule, Provision, parse_fhir_datetime, str_at};
-use crate::ids::PartnerId;
 use crate::sensitivity::Coding;
 use crate::source::{PolicyError, SourceFile};
 use crate::spans::SpannedDoc;
@@ -72,7 +72,7 @@ impl Ctx<'_> {
 pub(crate) fn compile_consent(
     source: &SourceFile,
     doc: &SpannedDoc,
-    partners: &dyn Fn(&PartnerId) -> bool,
+    actors: &ConsentActors,
     errors: &mut Vec<PolicyError>,
 ) -> Option<Consent> {
     let before = errors.len();
@@ -167,7 +167,7 @@ pub(crate) fn compile_consent(
         }
     };
     let root = match value.get("provision") {
-        Some(p) => provision(&mut cx, p, "/provision", partners, 0),
+        Some(p) => provision(&mut cx, p, "/provision", actors, 0),
         None => {
             cx.err(
                 "",
@@ -195,7 +195,7 @@ fn provision(
     cx: &mut Ctx<'_>,
     value: &Value,
     pointer: &str,
-    partners: &dyn Fn(&PartnerId) -> bool,
+    actors: &ConsentActors,
     depth: usize,
 ) -> Option<Provision> {
     const KEYS: [&str; 12] = [
@@ -277,7 +277,8 @@ fn provision(
         };
         period = Some((bound("start"), bound("end")));
     }
-    let mut actors = BTreeSet::new();
+    let known = actors;
+    let mut named = BTreeSet::new();
     for (i, actor) in value
         .get("actor")
         .and_then(Value::as_array)
@@ -286,20 +287,25 @@ fn provision(
         .enumerate()
     {
         let at = format!("{pointer}/actor/{i}/reference/reference");
-        match str_at(actor, "/reference/reference").and_then(|r| r.strip_prefix("Organization/")) {
-            Some(id) => match PartnerId::parse(id) {
-                Ok(p) if partners(&p) => {
-                    actors.insert(p);
+        match str_at(actor, "/reference/reference") {
+            Some(reference) => match known.partner(reference) {
+                Ok(p) => {
+                    named.insert(p.clone());
                 }
-                _ => cx.err(
+                Err(UnknownActor::NotAPartner) => cx.err(
                     &at,
-                    format!("actor `Organization/{id}` is not a partner in partners.toml"),
-                    "actors are `Organization/<partner id>`",
+                    format!("actor `{reference}` is not a partner in partners.toml"),
+                    "name a partner as `Organization/<partner id>` or by its `organization` in partners.toml",
+                ),
+                Err(UnknownActor::Ambiguous) => cx.err(
+                    &at,
+                    format!("actor `{reference}` names two partners in partners.toml"),
+                    "one partner's id is another partner's `organization`: correct partners.toml",
                 ),
             },
             None => cx.err(
                 &at,
-                "an actor must reference `Organization/<partner id>`".into(),
+                "an actor must reference a partner's Organization".into(),
                 "e.g. {\"reference\": {\"reference\": \"Organization/maple-primary\"}}",
             ),
         }
@@ -350,7 +356,7 @@ fn provision(
             cx,
             child,
             &format!("{pointer}/provision/{i}"),
-            partners,
+            known,
             depth + 1,
         ) {
             provisions.push(p);
@@ -359,7 +365,7 @@ fn provision(
     (cx.errors.len() == before).then_some(Provision {
         kind,
         period,
-        actors,
+        actors: named,
         purposes,
         labels,
         provisions,

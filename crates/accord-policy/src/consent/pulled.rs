@@ -9,8 +9,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::{Consent, ConsentRule, Provision, compile_consent};
-use crate::ids::PartnerId;
+use super::{Consent, ConsentActors, ConsentRule, Provision, compile_consent};
 use crate::source::{PolicyError, SourceFile};
 use crate::spans::SpannedDoc;
 
@@ -52,7 +51,7 @@ impl PulledConsents {
     pub fn compile(
         origin: &str,
         text: &str,
-        partners: &dyn Fn(&PartnerId) -> bool,
+        actors: &ConsentActors,
         at: OffsetDateTime,
     ) -> Result<Consent, RejectedConsent> {
         let source = SourceFile::new(origin, text);
@@ -66,7 +65,7 @@ impl PulledConsents {
             }
         };
         let mut errors = Vec::new();
-        match compile_consent(&source, &doc, partners, &mut errors) {
+        match compile_consent(&source, &doc, actors, &mut errors) {
             Some(mut consent) if errors.is_empty() => {
                 consent.source = origin.to_owned();
                 Ok(consent)
@@ -125,14 +124,49 @@ mod tests {
     use super::*;
     use crate::ConsentIndex;
     use crate::consent::ConsentQuery;
+    use crate::consent::actors::test_partner;
+    use crate::ids::PartnerId;
     use accord_fhir::Purpose;
     use std::sync::Arc;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-24 12:00 UTC);
 
-    fn known(_: &PartnerId) -> bool {
-        true
+    fn known() -> ConsentActors {
+        ConsentActors::new(&[
+            test_partner("maple-primary", Some("Organization/org-maple-primary")),
+            test_partner("st-brigid", Some("Organization/org-st-brigid")),
+        ])
+    }
+
+    /// A Part 2 permit for `actor`, as the synthetic population's EHR
+    /// writes it (the recipient by its Organization on the server).
+    fn part2_permit(id: &str, patient: &str, actor: &str) -> String {
+        format!(
+            r#"{{"resourceType": "Consent", "id": "{id}", "status": "active",
+  "scope": {{"coding": [{{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}]}},
+  "category": [{{"coding": [{{"system": "http://loinc.org", "code": "59284-0"}}]}}],
+  "patient": {{"reference": "Patient/{patient}"}}, "dateTime": "2026-11-01T00:00:00Z",
+  "provision": {{"type": "permit",
+    "actor": [{{"role": {{"coding": [{{"code": "IRCP"}}]}}, "reference": {{"reference": "{actor}"}}}}],
+    "purpose": [{{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}}],
+    "securityLabel": [{{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "ETH"}}]}}}}"#
+        )
+    }
+
+    fn part2_rule(index: &ConsentIndex, patient: &str, partner: &str) -> ConsentRule {
+        let partner = PartnerId::parse(partner).unwrap();
+        let purpose = Purpose::parse("TREAT").unwrap();
+        let query = ConsentQuery {
+            partner: &partner,
+            purpose: &purpose,
+            at: NOW,
+        };
+        let eth = std::collections::BTreeSet::from([crate::Coding::new(
+            "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "ETH",
+        )]);
+        index.for_labels(patient, &eth, &query).rule
     }
 
     fn opt_out(id: &str, patient: &str, when: &str) -> String {
@@ -159,7 +193,7 @@ mod tests {
     #[test]
     fn a_pulled_opt_out_layers_over_the_files() {
         let text = opt_out("c1", "pat-1", "2026-11-01T00:00:00Z");
-        let consent = PulledConsents::compile("upstream Consent/c1", &text, &known, NOW).unwrap();
+        let consent = PulledConsents::compile("upstream Consent/c1", &text, &known(), NOW).unwrap();
         assert_eq!(consent.source, "upstream Consent/c1");
         let files = ConsentIndex::default();
         assert_eq!(general(&files, "Patient/pat-1"), ConsentRule::Permit);
@@ -173,7 +207,7 @@ mod tests {
     fn an_unreadable_pulled_consent_denies_its_patient() {
         let text = opt_out("c2", "pat-9", "2026-11-01T00:00:00Z").replace("\"active\"", "\"on\"");
         let rejected =
-            PulledConsents::compile("upstream Consent/c2", &text, &known, NOW).unwrap_err();
+            PulledConsents::compile("upstream Consent/c2", &text, &known(), NOW).unwrap_err();
         assert!(!rejected.errors.is_empty());
         let message = rejected.errors[0].to_string();
         assert!(message.contains("upstream Consent/c2:"), "{message}");
@@ -185,8 +219,38 @@ mod tests {
     #[test]
     fn garbage_without_a_patient_stands_in_for_nothing() {
         let rejected =
-            PulledConsents::compile("upstream Consent/x", "{not json", &known, NOW).unwrap_err();
+            PulledConsents::compile("upstream Consent/x", "{not json", &known(), NOW).unwrap_err();
         assert!(rejected.stand_in.is_none());
         assert!(!rejected.errors.is_empty());
+    }
+
+    #[test]
+    fn a_pulled_part2_permit_naming_the_upstream_organization_applies() {
+        let text = part2_permit("p2", "pat-3", "Organization/org-maple-primary");
+        let consent = PulledConsents::compile("upstream Consent/p2", &text, &known(), NOW).unwrap();
+        let index = ConsentIndex::default().with_pulled(Arc::new(PulledConsents::new([consent])));
+        assert_eq!(
+            part2_rule(&index, "Patient/pat-3", "maple-primary"),
+            ConsentRule::Permit
+        );
+        assert_eq!(
+            part2_rule(&index, "Patient/pat-3", "st-brigid"),
+            ConsentRule::Deny
+        );
+    }
+
+    #[test]
+    fn a_pulled_consent_naming_an_unknown_organization_is_rejected() {
+        let text = part2_permit("p3", "pat-4", "Organization/org-somewhere-else");
+        let rejected =
+            PulledConsents::compile("upstream Consent/p3", &text, &known(), NOW).unwrap_err();
+        let message = rejected.errors[0].to_string();
+        assert!(
+            message.contains("actor `Organization/org-somewhere-else` is not a partner"),
+            "{message}"
+        );
+        let stand_in = rejected.stand_in.expect("the patient is named");
+        let index = ConsentIndex::default().with_pulled(Arc::new(PulledConsents::new([*stand_in])));
+        assert_eq!(general(&index, "Patient/pat-4"), ConsentRule::Deny);
     }
 }
