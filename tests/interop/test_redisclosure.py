@@ -163,18 +163,12 @@ def test_part2_data_is_withheld_without_a_consent_that_permits_it(
 
 
 # Subsetting (`_elements`, `_summary`) asks the upstream to leave elements
-# out, among them the code that makes the diagnosis Part 2 data. Whatever
-# the upstream leaves out, the diagnosis must not reach a recipient the
-# consent does not name: the gateway refuses the request, or withholds it.
+# out, among them the code that makes the diagnosis Part 2 data. The
+# gateway takes them off the forwarded request, decides on whole resources
+# and subsets after (subset.rs): the diagnosis must not reach a recipient
+# the consent does not name.
 SUBSETTING = [
-    pytest.param(
-        {"_elements": "subject"},
-        marks=[pytest.mark.gap, pytest.mark.xfail(
-            reason="the upstream leaves the code out, the gateway cannot see the diagnosis is Part 2 "
-                   "and releases it (id and subject): subsetting must be refused or classified on the "
-                   "whole resource", strict=False)],
-        id="_elements=subject",
-    ),
+    pytest.param({"_elements": "subject"}, id="_elements=subject"),
     pytest.param({"_elements": "id"}, id="_elements=id"),
     pytest.param({"_summary": "text"}, id="_summary=text"),
     pytest.param({"_summary": "true"}, id="_summary=true"),

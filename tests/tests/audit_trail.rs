@@ -48,6 +48,14 @@ async fn every_request_permitted_or_denied_leaves_exactly_one_record() {
             Some("HPAYMT"),
         ),
         ("refuse", maple.clone(), format!("Patient/{patient}"), None),
+        // Permitted by the agreement, then refused by the gateway: nothing
+        // was released, so the record must not read as a disclosure.
+        (
+            "refuse",
+            maple.clone(),
+            format!("Observation?patient={patient}&_summary=count"),
+            Some("TREAT"),
+        ),
         (
             "refuse",
             maple.clone(),

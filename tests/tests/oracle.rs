@@ -939,7 +939,7 @@ async fn run_case(h: &Harness, rng: &mut Rng, seed: u64, index: usize, stats: &m
                 .unwrap();
             stats.requests += 1;
             // GAP: a parameter the upstream refuses (the testkit has no
-            // `_elements` or `_revinclude`) is answered 400 for a patient
+            // `_revinclude`) is answered 400 for a patient
             // with no data, but the gateway answers a patient out of reach
             // without asking the upstream. Counted, not compared, until the
             // gateway validates such parameters itself.

@@ -203,3 +203,72 @@ async fn a_single_part_2_resource_carries_the_notice_in_a_header() {
     assert!(plain.header("x-redisclosure-notice").is_none());
     assert!(!labels(&plain.json().unwrap()).contains(&"42CFRPart2".to_owned()));
 }
+
+/// `_elements` asks for a subset; the upstream would drop the very code
+/// that marks a diagnosis as Part 2 data. The gateway decides on the whole
+/// resource and subsets after: a recipient the consent does not cover gets
+/// none of the diagnosis, the one it covers gets the subset, still labelled.
+#[tokio::test]
+async fn subsetting_cannot_hide_part_2_data_from_the_filter() {
+    let (h, patient) = start().await;
+    let path = format!("Condition?patient={patient}&_count=200&_elements=subject");
+    let sud_ids: Vec<String> = h
+        .population
+        .of_type("Condition")
+        .filter(|c| is_sud(c) && patient_of(c) == patient)
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!sud_ids.is_empty());
+
+    // TREAT: no consent covers it, so no Part 2 data.
+    let treat = h
+        .client("maple-primary")
+        .get(&h.url(&path), "TREAT")
+        .await
+        .unwrap();
+    assert_eq!(treat.status, 200, "{}", treat.text());
+    let bundle = treat.json().unwrap();
+    let matches: Vec<&Value> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] != "outcome")
+        .collect();
+    assert!(!matches.is_empty(), "the chronic diagnosis is released");
+    for entry in &matches {
+        let resource = &entry["resource"];
+        assert!(
+            !sud_ids.contains(&resource["id"].as_str().unwrap().to_owned()),
+            "Part 2 diagnosis released through _elements: {resource}"
+        );
+        assert!(resource.get("code").is_none(), "subset: {resource}");
+        assert_eq!(
+            resource["subject"]["reference"],
+            format!("Patient/{patient}")
+        );
+        assert_eq!(resource["meta"]["tag"][0]["code"], "SUBSETTED");
+    }
+
+    // CAREMGT: the consent covers it; the subset keeps its labels.
+    let consented = get(&h, &path).await;
+    assert_eq!(consented.status, 200, "{}", consented.text());
+    let bundle = consented.json().unwrap();
+    let released: Vec<&Value> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|r| sud_ids.contains(&r["id"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    assert_eq!(released.len(), sud_ids.len());
+    for resource in released {
+        assert!(resource.get("code").is_none());
+        assert!(labels(resource).contains(&"42CFRPart2".to_owned()));
+    }
+    let parsed: Result<fhirbolt::model::r4::Resource, _> =
+        fhirbolt::json::from_str(&consented.text(), None);
+    assert!(
+        parsed.is_ok(),
+        "the subset searchset is valid R4: {parsed:?}"
+    );
+}

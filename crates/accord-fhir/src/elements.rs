@@ -78,6 +78,13 @@ pub fn is_resource_type(name: &str) -> bool {
     lookup(table::RESOURCES, name).is_some()
 }
 
+/// Whether `name` is a choice element (`value[x]`) at the top level of
+/// `resource_type`, so that `valueQuantity` is one of its forms.
+pub fn is_choice_element(resource_type: &str, name: &str) -> bool {
+    lookup(table::RESOURCES, resource_type)
+        .is_some_and(|elements| find(elements, &format!("{name}[x]")).is_some())
+}
+
 fn lookup(table: Table, ty: &str) -> Option<&'static [(&'static str, &'static str)]> {
     table
         .binary_search_by(|(name, _)| (*name).cmp(ty))

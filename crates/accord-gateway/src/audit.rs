@@ -31,7 +31,17 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
                 }),
                 Permit::Capabilities => None,
             };
-            (DecisionKind::Permit, decision.rule(), agreement)
+            match &ctx.refusal {
+                // Permitted, then refused (a request shape, a failed
+                // upstream): nothing was released, and the record says so
+                // rather than reading as a disclosure.
+                Some(why) => (
+                    DecisionKind::Refuse,
+                    format!("refuse: {why} (after {})", decision.rule()),
+                    agreement,
+                ),
+                None => (DecisionKind::Permit, decision.rule(), agreement),
+            }
         }
         Some(decision @ Decision::Deny(_)) => (DecisionKind::Deny, decision.rule(), None),
         // A batch or transaction has no decision of its own: each entry

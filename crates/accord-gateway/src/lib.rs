@@ -29,6 +29,7 @@ pub mod referral;
 pub mod respond;
 pub mod scope;
 pub mod server;
+pub mod subset;
 pub mod tls;
 pub mod watch;
 pub mod write;

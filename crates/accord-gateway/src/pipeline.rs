@@ -38,6 +38,7 @@ use crate::policy_store::PolicyStore;
 use crate::referral::{MAX_PATIENTS_PER_REQUEST, ReferralResolver, patients_in_response};
 use crate::respond::{Outcome, respond};
 use crate::scope::Scope;
+use crate::subset::Subset;
 use crate::write::prepare_write;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -221,6 +222,9 @@ impl Gateway {
                 &empty_searchset(&ctx.request_id, &updated, &self_link),
             );
         }
+        // The filter decides on whole resources; any subsetting is done
+        // after it (see subset.rs).
+        let subset = Subset::take(&mut fhir.params)?;
         let body = prepare_write(&fhir, body, &scope, &partner)?;
         if let Some(slot) = check_only {
             *slot = Some((fhir, body));
@@ -261,6 +265,10 @@ impl Gateway {
             &mut ctx.report,
         )?;
         let released = attach_notice(released, &scope)?;
+        let released = match &subset {
+            Some(subset) => subset.apply(released)?,
+            None => released,
+        };
         if let Some(key) = &cap_key {
             self.caps
                 .take_resources(key, &caps, u64::from(ctx.report.released), now)
