@@ -89,6 +89,34 @@ fn generate(dir: &Path, n: u64) {
     }
 }
 
+/// Bytes of the files under `path`.
+fn size(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// This process's peak resident memory so far (Linux `VmHWM`).
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.trim_start_matches("VmHWM:").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn patient_query(c: &mut Criterion) {
     let n: u64 = std::env::var("ACCORD_QUERY_BENCH_RECORDS")
         .ok()
@@ -109,11 +137,15 @@ fn patient_query(c: &mut Criterion) {
     let index = Index::open(&dir).unwrap();
     let t = Instant::now();
     let added = index.catch_up().unwrap();
+    index.flush().unwrap();
     eprintln!(
-        "indexed {added} records in {:.1} s ({:.0} records/s); index {}",
+        "indexed {added} records in {:.1} s ({:.0} records/s); log {:.0} MB, index {:.0} MB ({}); peak RSS {}",
         t.elapsed().as_secs_f64(),
         added as f64 / t.elapsed().as_secs_f64().max(1e-9),
-        dir.join("index").display()
+        size(&dir.join(SEGMENTS_DIR)) as f64 / 1e6,
+        size(&dir.join("index")) as f64 / 1e6,
+        dir.join("index").display(),
+        peak_rss()
     );
     let patients = (n / PER_PATIENT).max(1);
     let mut rng = fastrand::Rng::with_seed(99);
@@ -133,8 +165,9 @@ fn patient_query(c: &mut Criterion) {
     });
     group.finish();
     eprintln!(
-        "average {:.1} records per patient query",
-        found as f64 / queries.max(1) as f64
+        "average {:.1} records per patient query; peak RSS {}",
+        found as f64 / queries.max(1) as f64,
+        peak_rss()
     );
     if std::env::var("ACCORD_QUERY_BENCH_DIR").is_err() {
         drop(index);

@@ -14,6 +14,7 @@
 //! thread, and a failure there is logged, never returned to an appender;
 //! whatever was missed is caught up from the log on the next batch or open.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ pub(crate) mod indexer;
 pub mod keys;
 mod patient_key;
 
-pub use backend::{IndexBackend, SledBackend};
+pub use backend::{Entry, IndexBackend, SledBackend};
 pub use indexer::STALE_REQUEST;
 pub use patient_key::PatientKey;
 
@@ -93,15 +94,48 @@ impl Index {
     pub fn open(dir: &Path) -> Result<Self, IndexError> {
         let key = PatientKey::load_or_create(dir)?;
         let backend = SledBackend::open(&dir.join(INDEX_DIR))?;
-        Ok(Index::with_backend(dir, Box::new(backend), key))
+        Index::with_backend(dir, Box::new(backend), key)
     }
 
-    pub fn with_backend(dir: &Path, backend: Box<dyn IndexBackend>, key: PatientKey) -> Self {
-        Index {
+    /// An index over `backend`. One written in another key layout
+    /// ([`keys::FORMAT`]) is emptied here, to be rebuilt from the log by
+    /// the next catch-up: it is derived data, and mixing layouts would
+    /// give wrong answers.
+    pub fn with_backend(
+        dir: &Path,
+        backend: Box<dyn IndexBackend>,
+        key: PatientKey,
+    ) -> Result<Self, IndexError> {
+        let index = Index {
             dir: dir.to_path_buf(),
             backend,
             key,
+        };
+        let format = index
+            .backend
+            .get(keys::META_FORMAT)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map(u64::from_be_bytes);
+        if format != Some(keys::FORMAT) {
+            if format.is_some() || index.next_seq()? > 1 {
+                tracing::info!(
+                    found = format.unwrap_or(1),
+                    format = keys::FORMAT,
+                    "audit index is in an older layout; rebuilding it from the log"
+                );
+            }
+            index.reset()?;
         }
+        Ok(index)
+    }
+
+    /// Empties the index and stamps it with this code's layout.
+    fn reset(&self) -> Result<(), IndexError> {
+        self.backend.clear()?;
+        self.backend.write_batch(vec![(
+            keys::META_FORMAT.to_vec(),
+            keys::FORMAT.to_be_bytes().to_vec(),
+        )])
     }
 
     pub fn dir(&self) -> &Path {
@@ -119,11 +153,14 @@ impl Index {
 
     /// Adds records (in order, already durable). Records below
     /// [`next_seq`](Self::next_seq) are skipped; a gap is an error (catch
-    /// up from the log first).
+    /// up from the log first). The call is one batch of the key layout:
+    /// one posting key per field value, one location key.
     pub fn add(&self, records: &[Located]) -> Result<(), IndexError> {
         let start = self.next_seq()?;
         let mut next = start;
-        let mut entries = Vec::with_capacity(records.len() * 8);
+        // Posting prefix → this batch's sequence numbers, ascending.
+        let mut postings: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
+        let mut locations = Vec::with_capacity(records.len());
         for located in records.iter().filter(|l| l.record.seq >= start) {
             if located.record.seq != next {
                 return Err(IndexError::Log(format!(
@@ -131,47 +168,73 @@ impl Index {
                     located.record.seq
                 )));
             }
-            self.entries(located, &mut entries);
+            for prefix in self.prefixes(&located.record) {
+                postings.entry(prefix).or_default().push(next);
+            }
+            locations.push((located.segment, located.offset));
             next += 1;
         }
-        if entries.is_empty() {
+        if locations.is_empty() {
             return Ok(());
         }
+        let mut entries = Vec::with_capacity(postings.len() + 2);
+        for (prefix, seqs) in postings {
+            entries.push((keys::with_seq(prefix, start), keys::pack_seqs(start, &seqs)));
+        }
+        entries.push((keys::location_key(start), keys::pack_locations(&locations)));
         entries.push((keys::META_NEXT.to_vec(), next.to_be_bytes().to_vec()));
         self.backend.write_batch(entries)
     }
 
-    fn entries(&self, located: &Located, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
-        let record = &located.record;
-        let seq = record.seq;
-        let mut put = |key: Vec<u8>| out.push((keys::with_seq(key, seq), Vec::new()));
+    /// The posting prefixes (`tag ‖ value`) a record is listed under.
+    fn prefixes(&self, record: &AuditRecord) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(8);
         let mut patients: Vec<&str> = record.patients.iter().map(|p| p.patient.as_str()).collect();
         patients.sort_unstable();
         patients.dedup();
         for patient in patients {
-            put(keys::bytes_prefix(keys::PATIENT, &self.key.tag(patient)));
+            out.push(keys::bytes_prefix(keys::PATIENT, &self.key.tag(patient)));
         }
         if let Some(partner) = &record.partner {
-            put(keys::text_prefix(keys::PARTNER, partner));
+            out.push(keys::text_prefix(keys::PARTNER, partner));
         }
         let mut agreements: Vec<&str> = record.agreement_ids().collect();
         agreements.sort_unstable();
         agreements.dedup();
         for agreement in agreements {
-            put(keys::text_prefix(keys::AGREEMENT, agreement));
+            out.push(keys::text_prefix(keys::AGREEMENT, agreement));
         }
         if let Some(purpose) = &record.purpose {
-            put(keys::text_prefix(keys::PURPOSE, purpose));
+            out.push(keys::text_prefix(keys::PURPOSE, purpose));
         }
-        put(vec![keys::DECISION, keys::decision_byte(record.decision)]);
-        out.push((
-            keys::time_key(record.time.unix_timestamp(), seq),
-            Vec::new(),
+        out.push(vec![keys::DECISION, keys::decision_byte(record.decision)]);
+        out.push(keys::bytes_prefix(
+            keys::TIME,
+            &keys::time_bytes(record.time.unix_timestamp()),
         ));
-        out.push((
-            keys::location_key(seq),
-            keys::location_value(located.segment, located.offset),
-        ));
+        out
+    }
+
+    /// The sequence numbers of the posting keys in `[start, end)` whose
+    /// key is `expected` bytes long, in key order.
+    fn postings(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        expected: Option<usize>,
+    ) -> Result<Vec<u64>, IndexError> {
+        let mut out = Vec::new();
+        for (key, value) in self.backend.scan(start, end)? {
+            if expected.is_some_and(|len| key.len() != len) {
+                continue;
+            }
+            keys::seq_of(&key)
+                .and_then(|batch| keys::unpack_seqs(batch, &value, &mut out))
+                .ok_or_else(|| {
+                    IndexError::Backend("corrupt posting (run `accord audit reindex`)".into())
+                })?;
+        }
+        Ok(out)
     }
 
     /// Sequence numbers of records whose `field` equals `value`, ascending.
@@ -186,15 +249,8 @@ impl Index {
                 Err(()) => return Ok(Vec::new()),
             },
         };
-        let expected = prefix.len() + 8;
         let end = keys::prefix_end(&prefix);
-        Ok(self
-            .backend
-            .keys(&prefix, end.as_deref())?
-            .iter()
-            .filter(|k| k.len() == expected)
-            .filter_map(|k| keys::seq_of(k))
-            .collect())
+        self.postings(&prefix, end.as_deref(), Some(prefix.len() + 8))
     }
 
     /// Sequence numbers of records with `since <= time < until` (unix
@@ -205,20 +261,20 @@ impl Index {
             Some(until) => keys::bytes_prefix(keys::TIME, &keys::time_bytes(until)),
             None => vec![keys::TIME + 1],
         };
-        Ok(self
-            .backend
-            .keys(&start, Some(&end))?
-            .iter()
-            .filter_map(|k| keys::seq_of(k))
-            .collect())
+        self.postings(&start, Some(&end), None)
     }
 
     /// Reads record `seq` from its segment through the location index.
     pub fn read(&self, seq: u64) -> Result<Option<AuditRecord>, IndexError> {
-        let Some((segment, offset)) = self
+        let Some((key, value)) = self
             .backend
-            .get(&keys::location_key(seq))?
-            .and_then(|v| keys::parse_location(&v))
+            .floor(&[keys::LOCATION], &keys::location_key(seq))?
+        else {
+            return Ok(None);
+        };
+        let Some((segment, offset)) = keys::seq_of(&key)
+            .and_then(|batch| seq.checked_sub(batch))
+            .and_then(|n| keys::nth_location(&value, n))
         else {
             return Ok(None);
         };
@@ -263,7 +319,7 @@ impl Index {
 
     /// Drops every index entry and rebuilds from the log.
     pub fn rebuild(&self) -> Result<u64, IndexError> {
-        self.backend.clear()?;
+        self.reset()?;
         self.catch_up()
     }
 

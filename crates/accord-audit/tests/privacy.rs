@@ -10,9 +10,10 @@
 
 use std::path::Path;
 
-use accord_audit::index::{INDEX_DIR, INDEX_KEY_FILE};
+use accord_audit::index::{INDEX_DIR, INDEX_KEY_FILE, IndexBackend as _, Located, SledBackend};
 use accord_audit::query::{Filter, parse_time, query};
 use accord_audit::report::{accounting, audit_events, validate_audit_event};
+use accord_audit::segment;
 use accord_audit::{
     AgreementRef, AuditRecord, AuditSink, AuditStore, DecisionKind, Index, PatientRelease,
     StoreOptions, TypeCounts,
@@ -231,6 +232,199 @@ fn a_lost_index_is_caught_up_on_open_and_rebuild_gives_the_same_answers() {
     let before = query(&index, &f).unwrap();
     assert_eq!(index.rebuild().unwrap(), 50);
     assert_eq!(query(&index, &f).unwrap(), before);
+}
+
+/// Every record in the log with where it is, read straight from the
+/// segments.
+fn located(dir: &Path) -> Vec<Located> {
+    let mut out = Vec::new();
+    for seg in segment::list(dir).unwrap().unwrap() {
+        let bytes = segment::read_file(&seg.path).unwrap();
+        for frame in segment::scan(&seg, &bytes).unwrap().frames {
+            out.push(Located {
+                record: serde_json::from_slice(&frame.payload).unwrap(),
+                segment: seg.first_seq,
+                offset: frame.offset,
+            });
+        }
+    }
+    out
+}
+
+/// Filters covering each index alone, combinations, time ranges (one
+/// falling between batches) and limits.
+fn filters() -> Vec<Filter> {
+    let mut out = Vec::new();
+    for p in 0..8 {
+        out.push(Filter {
+            patient: Some(format!("Patient/{p}")),
+            ..Filter::default()
+        });
+    }
+    for partner in ["maple", "oak", "elm"] {
+        out.push(Filter {
+            partner: Some(partner.into()),
+            ..Filter::default()
+        });
+    }
+    for decision in [
+        DecisionKind::Permit,
+        DecisionKind::Deny,
+        DecisionKind::Refuse,
+    ] {
+        out.push(Filter {
+            decision: Some(decision),
+            ..Filter::default()
+        });
+    }
+    out.push(Filter {
+        purpose: Some("PUBHLTH".into()),
+        agreement: Some("dua-0".into()),
+        ..Filter::default()
+    });
+    out.push(Filter {
+        since: Some(datetime!(2024-01-20 00:00 UTC)),
+        until: Some(datetime!(2024-07-03 12:00 UTC)),
+        ..Filter::default()
+    });
+    out.push(Filter {
+        until: Some(datetime!(2024-02-01 00:00 UTC)),
+        ..Filter::default()
+    });
+    out.push(Filter::default());
+    out.push(Filter {
+        patient: Some("Patient/4".into()),
+        decision: Some(DecisionKind::Permit),
+        since: Some(datetime!(2024-02-10 00:00 UTC)),
+        limit: Some(5),
+        ..Filter::default()
+    });
+    out.push(Filter {
+        partner: Some("oak".into()),
+        limit: Some(1),
+        ..Filter::default()
+    });
+    out
+}
+
+#[test]
+fn postings_spanning_many_batches_and_segments_answer_like_a_scan_of_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let n = 300;
+    let options = StoreOptions {
+        index: false,
+        segment_size: 8192,
+        ..StoreOptions::default()
+    };
+    let (store, _) = AuditStore::open_with(dir, options).unwrap();
+    for i in 0..n {
+        store.append(&record(i)).unwrap();
+    }
+    store.close();
+    let log = located(dir);
+    assert!(
+        log.iter()
+            .map(|l| l.segment)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 5,
+        "the log spans several segments"
+    );
+    // Batches of uneven sizes, crossing segments, one overlapping what is
+    // already indexed (as the store's indexer may hand over).
+    let index = Index::open(dir).unwrap();
+    let mut at = 0;
+    for size in [1, 2, 7, 33, 1, 100, 57].into_iter().cycle() {
+        if at >= log.len() {
+            break;
+        }
+        let from = at.saturating_sub(3);
+        let to = (at + size).min(log.len());
+        index.add(&log[from..to]).unwrap();
+        at = to;
+    }
+    assert_eq!(index.next_seq().unwrap(), n + 1);
+    let all: Vec<AuditRecord> = log.into_iter().map(|l| l.record).collect();
+    for f in filters() {
+        let mut want: Vec<u64> = all.iter().filter(|r| f.matches(r)).map(|r| r.seq).collect();
+        if let Some(limit) = f.limit {
+            want.drain(..want.len().saturating_sub(limit));
+        }
+        assert_eq!(seqs(&query(&index, &f).unwrap()), want, "{f:?}");
+    }
+    assert!(index.read(0).unwrap().is_none());
+    assert!(index.read(n + 1).unwrap().is_none());
+    // One batch per segment (catch-up) gives the same answers.
+    assert_eq!(index.rebuild().unwrap(), n);
+    for f in filters() {
+        let want: Vec<u64> = all.iter().filter(|r| f.matches(r)).map(|r| r.seq).collect();
+        let got = seqs(&query(&index, &f).unwrap());
+        assert!(want.ends_with(&got), "{f:?}");
+    }
+    // A gap is refused, not indexed.
+    let (store, _) = AuditStore::open_with(
+        dir,
+        StoreOptions {
+            index: false,
+            segment_size: 8192,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    for i in n..n + 3 {
+        store.append(&record(i)).unwrap();
+    }
+    store.close();
+    let newer = located(dir);
+    assert!(index.add(&newer[301..]).is_err());
+    assert_eq!(index.next_seq().unwrap(), n + 1);
+}
+
+#[test]
+fn an_index_in_the_old_one_key_per_record_layout_is_rebuilt_from_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let options = StoreOptions {
+        index: false,
+        ..StoreOptions::default()
+    };
+    let (store, _) = AuditStore::open_with(dir, options).unwrap();
+    for i in 0..40 {
+        store.append(&record(i)).unwrap();
+    }
+    store.close();
+    {
+        // Format 1: no `mformat` key, one empty-valued key per record and
+        // field, fixed 16-byte locations (here deliberately wrong).
+        let old = SledBackend::open(&dir.join(INDEX_DIR)).unwrap();
+        let mut entries = vec![(b"mnext".to_vec(), 41u64.to_be_bytes().to_vec())];
+        for seq in 1..=40u64 {
+            let mut key = vec![b'd', b'p'];
+            key.extend_from_slice(&seq.to_be_bytes());
+            entries.push((key, Vec::new()));
+            let mut key = vec![b'o'];
+            key.extend_from_slice(&seq.to_be_bytes());
+            entries.push((key, [0u8; 16].to_vec()));
+        }
+        old.write_batch(entries).unwrap();
+        old.flush().unwrap();
+    }
+    let index = Index::open(dir).unwrap();
+    assert_eq!(index.next_seq().unwrap(), 1, "the old layout is dropped");
+    assert_eq!(index.catch_up().unwrap(), 40);
+    let permits = Filter {
+        decision: Some(DecisionKind::Permit),
+        ..Filter::default()
+    };
+    assert_eq!(
+        seqs(&query(&index, &permits).unwrap()),
+        expected(40, |r| permits.matches(r))
+    );
+    drop(index);
+    // Reopening an index in the current layout keeps it.
+    let index = Index::open(dir).unwrap();
+    assert_eq!(index.next_seq().unwrap(), 41);
 }
 
 #[test]

@@ -6,13 +6,19 @@ use std::path::Path;
 
 use super::IndexError;
 
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// An ordered byte-key store.
 pub trait IndexBackend: Send + std::fmt::Debug {
     /// Writes every entry atomically (all or none).
     fn write_batch(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), IndexError>;
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, IndexError>;
-    /// Keys in `[start, end)` (`end = None`: to the end), ascending.
-    fn keys(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<Vec<u8>>, IndexError>;
+    /// Entries with keys in `[start, end)` (`end = None`: to the end),
+    /// ascending by key.
+    fn scan(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<Entry>, IndexError>;
+    /// The entry with the greatest key in `[start, key]`, if any.
+    fn floor(&self, start: &[u8], key: &[u8]) -> Result<Option<Entry>, IndexError>;
     /// Removes everything.
     fn clear(&self) -> Result<(), IndexError>;
     /// Makes what was written durable.
@@ -59,13 +65,25 @@ impl IndexBackend for SledBackend {
         Ok(self.db.get(key).map_err(backend_err)?.map(|v| v.to_vec()))
     }
 
-    fn keys(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<Vec<u8>>, IndexError> {
+    fn scan(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<Entry>, IndexError> {
         let iter = match end {
             Some(end) => self.db.range(start..end),
             None => self.db.range(start..),
         };
-        iter.map(|kv| kv.map(|(k, _)| k.to_vec()).map_err(backend_err))
-            .collect()
+        iter.map(|kv| {
+            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(backend_err)
+        })
+        .collect()
+    }
+
+    fn floor(&self, start: &[u8], key: &[u8]) -> Result<Option<Entry>, IndexError> {
+        self.db
+            .range(start..=key)
+            .next_back()
+            .transpose()
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .map_err(backend_err)
     }
 
     fn clear(&self) -> Result<(), IndexError> {

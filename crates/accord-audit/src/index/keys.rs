@@ -1,16 +1,26 @@
-//! Index key layout. Every key is `tag ‖ value ‖ seq (u64 BE)`, so one
-//! prefix scan returns a field value's sequence numbers in order.
+//! Index key layout (format 2). Postings are grouped per indexed batch:
+//! one key per field value and batch, `tag ‖ value ‖ first seq of the
+//! batch (u64 BE)`, whose value is that batch's ascending sequence numbers
+//! with that value, packed as delta varints (see [`pack_seqs`]). One prefix
+//! scan still returns a field value's sequence numbers in order, but a
+//! low-cardinality field (decision, purpose, partner, agreement, time
+//! second) costs a few keys per batch instead of one per record.
 //!
 //! ```text
-//! p ‖ HMAC-SHA-256(key, "Patient/123") ‖ seq     patient (no raw identifier)
-//! r ‖ len:u16 ‖ partner ‖ seq                     partner id
-//! a ‖ len:u16 ‖ agreement ‖ seq                   agreement id
-//! u ‖ len:u16 ‖ purpose ‖ seq                     purpose of use
-//! d ‖ decision byte ‖ seq                         permit / deny / refuse
-//! t ‖ unix seconds (i64, sign flipped, BE) ‖ seq  time
-//! o ‖ seq → segment first seq ‖ offset            where the record is
-//! m ‖ name → value                                index bookkeeping
+//! p ‖ HMAC-SHA-256(key, "Patient/123") ‖ batch    patient (no raw identifier)
+//! r ‖ len:u16 ‖ partner ‖ batch                    partner id
+//! a ‖ len:u16 ‖ agreement ‖ batch                  agreement id
+//! u ‖ len:u16 ‖ purpose ‖ batch                    purpose of use
+//! d ‖ decision byte ‖ batch                        permit / deny / refuse
+//! t ‖ unix seconds (i64, sign flipped, BE) ‖ batch time
+//!                                  → delta-varint seqs (first delta from `batch`)
+//! o ‖ batch → (segment, offset) of records batch, batch+1, …  (zigzag-delta
+//!             varints; record `seq` is under the greatest `o` key ≤ seq)
+//! m ‖ name → value                                 index bookkeeping
 //! ```
+//!
+//! `batch` is the first sequence number of the batch being indexed, so keys
+//! of different batches never collide and sort in log order.
 
 use crate::record::DecisionKind;
 
@@ -25,6 +35,11 @@ pub const META: u8 = b'm';
 
 /// The next sequence number to index.
 pub const META_NEXT: &[u8] = b"mnext";
+/// The key layout version the index was written with.
+pub const META_FORMAT: &[u8] = b"mformat";
+/// The layout this code writes (1: one key per record and field, before
+/// grouping; it carried no `mformat` key). Any other is rebuilt from the log.
+pub const FORMAT: u64 = 2;
 
 /// `tag ‖ len ‖ value` (a prefix of the full key).
 pub fn text_prefix(tag: u8, value: &str) -> Vec<u8> {
@@ -80,17 +95,83 @@ pub fn location_key(seq: u64) -> Vec<u8> {
     with_seq(vec![LOCATION], seq)
 }
 
-pub fn location_value(segment: u64, offset: u64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(16);
-    v.extend_from_slice(&segment.to_be_bytes());
-    v.extend_from_slice(&offset.to_be_bytes());
-    v
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    loop {
+        let [low, ..] = n.to_le_bytes();
+        if n < 0x80 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
+        n >>= 7;
+    }
 }
 
-pub fn parse_location(value: &[u8]) -> Option<(u64, u64)> {
-    let segment: [u8; 8] = value.get(..8)?.try_into().ok()?;
-    let offset: [u8; 8] = value.get(8..16)?.try_into().ok()?;
-    Some((u64::from_be_bytes(segment), u64::from_be_bytes(offset)))
+/// Reads a varint at the front of `bytes`, advancing it.
+fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut n = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = bytes.split_first()?;
+        *bytes = rest;
+        n |= u64::from(b & 0x7f).checked_shl(shift)?;
+        if b & 0x80 == 0 {
+            return Some(n);
+        }
+    }
+    None
+}
+
+fn zigzag(n: u64) -> u64 {
+    let n = n.cast_signed();
+    ((n << 1) ^ (n >> 63)).cast_unsigned()
+}
+
+fn unzigzag(n: u64) -> u64 {
+    (n >> 1) ^ (n & 1).wrapping_neg()
+}
+
+/// Ascending `seqs` (all ≥ `base`) as delta varints from `base`.
+pub fn pack_seqs(base: u64, seqs: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(seqs.len() + 8);
+    let mut prev = base;
+    for &seq in seqs {
+        put_varint(&mut out, seq.saturating_sub(prev));
+        prev = seq;
+    }
+    out
+}
+
+/// The sequence numbers [`pack_seqs`] packed; `None` if the value is corrupt.
+pub fn unpack_seqs(base: u64, mut value: &[u8], out: &mut Vec<u64>) -> Option<()> {
+    let mut prev = base;
+    while !value.is_empty() {
+        prev = prev.checked_add(take_varint(&mut value)?)?;
+        out.push(prev);
+    }
+    Some(())
+}
+
+/// `(segment, offset)` of consecutive records as zigzag-delta varints (the
+/// segment repeats or grows, the offset grows or restarts: both small).
+pub fn pack_locations(locations: &[(u64, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(locations.len() * 3);
+    let (mut segment, mut offset) = (0u64, 0u64);
+    for &(s, o) in locations {
+        put_varint(&mut out, zigzag(s.wrapping_sub(segment)));
+        put_varint(&mut out, zigzag(o.wrapping_sub(offset)));
+        (segment, offset) = (s, o);
+    }
+    out
+}
+
+/// The `n`th (from 0) location [`pack_locations`] packed.
+pub fn nth_location(mut value: &[u8], n: u64) -> Option<(u64, u64)> {
+    let (mut segment, mut offset) = (0u64, 0u64);
+    for _ in 0..=n {
+        segment = segment.wrapping_add(unzigzag(take_varint(&mut value)?));
+        offset = offset.wrapping_add(unzigzag(take_varint(&mut value)?));
+    }
+    Some((segment, offset))
 }
 
 /// The smallest key greater than every key starting with `prefix`, or
@@ -104,4 +185,31 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_seqs_round_trip() {
+        let seqs = [7, 8, 9, 200, 70_000, 70_001, u64::MAX / 3];
+        let packed = pack_seqs(7, &seqs);
+        let mut out = Vec::new();
+        unpack_seqs(7, &packed, &mut out).unwrap();
+        assert_eq!(out, seqs);
+        // One byte per close neighbour.
+        assert_eq!(pack_seqs(100, &[100, 101, 102, 110]).len(), 4);
+        assert!(unpack_seqs(1, &[0x80], &mut out).is_none());
+    }
+
+    #[test]
+    fn packed_locations_find_each_record() {
+        let locations = [(1, 8), (1, 700), (1, 64 << 20), (5000, 8), (5000, 1 << 40)];
+        let packed = pack_locations(&locations);
+        for (n, want) in locations.iter().enumerate() {
+            assert_eq!(nth_location(&packed, n as u64), Some(*want));
+        }
+        assert_eq!(nth_location(&packed, locations.len() as u64), None);
+    }
 }
