@@ -294,3 +294,47 @@ async fn partners_organisations_are_found_by_their_identifiers() {
         "looked up by identifier"
     );
 }
+
+/// A patient with many referrals elsewhere and one between the parties past
+/// the first page is a member: every page of referrals is read.
+#[tokio::test]
+async fn a_referral_past_the_first_page_counts() {
+    let h = Harness::start_with(options(true)).await;
+    let p = unreferred_patient(&h);
+    let store = h.upstream.store();
+    for i in 0..230 {
+        store
+            .create(serde_json::json!({
+                "resourceType": "ServiceRequest",
+                "status": "active",
+                "intent": "order",
+                "subject": {"reference": format!("Patient/{p}")},
+                "requester": {"reference": format!("Organization/elsewhere-{i}")},
+                "performer": [{"reference": "Organization/elsewhere"}]
+            }))
+            .unwrap();
+    }
+    assert_eq!(get(&h, &format!("Patient/{p}")).await.status, 404);
+    store
+        .create(serde_json::json!({
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": format!("Patient/{p}")},
+            "requester": {"reference": format!("Organization/{ORG_PRIMARY}")},
+            "performer": [{"reference": format!("Organization/{ORG_BEHAVIORAL}")}]
+        }))
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let read = get(&h, &format!("Patient/{p}")).await;
+    assert_eq!(read.status, 200, "{}", read.text());
+    let pages = store
+        .recorded_requests()
+        .into_iter()
+        .filter(|r| {
+            r.path_and_query.starts_with("/fhir/ServiceRequest?")
+                && r.path_and_query.contains("_offset=")
+        })
+        .count();
+    assert!(pages >= 1, "the second page was read");
+}

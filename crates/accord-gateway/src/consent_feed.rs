@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::error::GatewayError;
 use crate::forward::Upstream;
+use crate::paging::{next_link, relative_to, upstream_bases};
 use crate::policy_store::PolicyStore;
 
 /// Consents per page asked of the upstream.
@@ -99,10 +100,7 @@ impl ConsentFeed {
         config: ConsentFeedConfig,
         aliases: &[String],
     ) -> Self {
-        let bases = std::iter::once(upstream.base_url())
-            .chain(aliases.iter().map(String::as_str))
-            .map(|b| b.trim_end_matches('/').to_owned())
-            .collect();
+        let bases = upstream_bases(upstream.base_url(), aliases);
         ConsentFeed {
             upstream,
             store,
@@ -264,25 +262,6 @@ impl ConsentFeed {
     }
 }
 
-fn next_link(bundle: &Value) -> Option<&str> {
-    bundle
-        .get("link")?
-        .as_array()?
-        .iter()
-        .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))?
-        .get("url")?
-        .as_str()
-}
-
-/// `link` as a path and query under one of `bases`.
-fn relative_to(link: &str, bases: &[String]) -> Option<String> {
-    bases.iter().find_map(|base| {
-        let rest = link.strip_prefix(base.as_str())?;
-        (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
-            .then(|| rest.trim_start_matches('/').to_owned())
-    })
-}
-
 fn last_updated(resource: &Value) -> Option<(OffsetDateTime, String)> {
     let text = resource.pointer("/meta/lastUpdated")?.as_str()?;
     let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
@@ -293,43 +272,6 @@ fn last_updated(resource: &Value) -> Option<(OffsetDateTime, String)> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn the_next_link_is_found_among_the_others() {
-        let bundle = json!({"resourceType": "Bundle", "link": [
-            {"relation": "self", "url": "http://u/fhir/Consent?_count=2"},
-            {"relation": "next", "url": "http://u/fhir/Consent?_count=2&_offset=2"}
-        ]});
-        assert_eq!(
-            next_link(&bundle),
-            Some("http://u/fhir/Consent?_count=2&_offset=2")
-        );
-        assert_eq!(next_link(&json!({"resourceType": "Bundle"})), None);
-    }
-
-    #[test]
-    fn paging_links_are_followed_only_under_the_upstreams_names() {
-        let bases = [
-            "http://127.0.0.1:8080/fhir".to_owned(),
-            "http://fhir.internal/r4".to_owned(),
-        ];
-        assert_eq!(
-            relative_to("http://127.0.0.1:8080/fhir/Consent?_offset=500", &bases).as_deref(),
-            Some("Consent?_offset=500")
-        );
-        assert_eq!(
-            relative_to("http://fhir.internal/r4?_getpages=abc", &bases).as_deref(),
-            Some("?_getpages=abc")
-        );
-        assert_eq!(
-            relative_to("http://127.0.0.1:8080/fhirx/Consent", &bases),
-            None
-        );
-        assert_eq!(
-            relative_to("http://evil.example/fhir/Consent", &bases),
-            None
-        );
-    }
 
     #[test]
     fn last_updated_keeps_the_upstreams_own_text() {

@@ -22,6 +22,7 @@ pub mod forward;
 pub mod identify;
 pub mod metrics;
 pub mod narrow;
+pub mod paging;
 pub mod parse;
 pub mod pipeline;
 pub mod policy_store;

@@ -19,7 +19,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::GatewayError;
-use crate::forward::Upstream;
+use crate::forward::{Upstream, UpstreamResponse};
+use crate::paging::{next_link, relative_to};
 
 /// How long a membership answer is reused.
 pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(1);
@@ -29,21 +30,34 @@ const ORGANIZATION_TTL: Duration = Duration::from_secs(60);
 /// At most this many patients are resolved for one response; the rest stay
 /// unresolved and their resources are withheld.
 pub const MAX_PATIENTS_PER_REQUEST: usize = 100;
-/// Referrals read per patient and type (one page). A patient with more
-/// referrals than this, none between the parties on the first page, is
-/// treated as outside.
+/// Referrals asked for per page.
 const REFERRALS_PER_PAGE: u32 = 200;
+/// Pages read for one lookup (10,000 referrals). Past that, a patient is
+/// treated as outside and a population search is refused: fail closed
+/// rather than read without bound.
+const MAX_PAGES: usize = 50;
 
 /// Resolves and briefly caches referral-cohort membership.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReferralResolver {
     members: Mutex<HashMap<(String, String), (Instant, bool)>>,
     organizations: Mutex<HashMap<PartnerId, (Instant, BTreeSet<String>)>>,
+    /// The upstream's names: paging links are followed under these only.
+    bases: Vec<String>,
 }
 
 // === impl ReferralResolver ===
 
 impl ReferralResolver {
+    /// `bases`: the upstream's base URL and aliases (`paging::upstream_bases`).
+    pub fn new(bases: Vec<String>) -> Self {
+        ReferralResolver {
+            members: Mutex::default(),
+            organizations: Mutex::default(),
+            bases,
+        }
+    }
+
     /// Whether each patient (logical id) has a referral between two of the
     /// `parties`. `Err` when the upstream could not answer.
     pub async fn resolve(
@@ -75,7 +89,8 @@ impl ReferralResolver {
                 answers.insert(patient.clone(), known);
                 continue;
             }
-            let member = has_referral(upstream, &organizations, patient, request_id).await?;
+            let member =
+                has_referral(upstream, &self.bases, &organizations, patient, request_id).await?;
             if let Ok(mut cache) = self.members.lock() {
                 let now = Instant::now();
                 cache.retain(|_, (at, _)| now.duration_since(*at) < MEMBERSHIP_TTL);
@@ -87,9 +102,10 @@ impl ReferralResolver {
     }
 
     /// Every member of the cohort, for a population search: the patients
-    /// of all referrals between the parties' Organizations. `None` when the
-    /// list cannot be read whole (a party without an Organization, more
-    /// referrals than one page) — the search is then refused.
+    /// of all referrals between the parties' Organizations, every page.
+    /// `None` when the list cannot be read whole (a party without an
+    /// Organization, more than [`MAX_PAGES`] pages) — the search is then
+    /// refused.
     pub async fn all_members(
         &self,
         upstream: &Upstream,
@@ -129,16 +145,20 @@ impl ReferralResolver {
                                 (to_param, to.as_str()),
                                 ("_count", count.as_str()),
                             ]);
-                            let bundle = search(upstream, ty, query, request_id).await?;
-                            if has_next_page(&bundle) {
+                            let mut pages = Pages::new(ty, query);
+                            while let Some(bundle) =
+                                pages.next(upstream, &self.bases, request_id).await?
+                            {
+                                members.extend(entries(&bundle).filter_map(|r| {
+                                    r.pointer(&format!("/{patient_field}/reference"))
+                                        .and_then(Value::as_str)
+                                        .and_then(patient_id_of_reference)
+                                        .map(str::to_owned)
+                                }));
+                            }
+                            if pages.cut_short {
                                 return Ok(None);
                             }
-                            members.extend(entries(&bundle).filter_map(|r| {
-                                r.pointer(&format!("/{patient_field}/reference"))
-                                    .and_then(Value::as_str)
-                                    .and_then(patient_id_of_reference)
-                                    .map(str::to_owned)
-                            }));
                         }
                     }
                 }
@@ -199,6 +219,7 @@ impl ReferralResolver {
 /// one party's Organization to another party's.
 async fn has_referral(
     upstream: &Upstream,
+    bases: &[String],
     organizations: &BTreeMap<PartnerId, BTreeSet<String>>,
     patient: &str,
     request_id: &str,
@@ -214,16 +235,76 @@ async fn has_referral(
             (patient_param, subject.as_str()),
             ("_count", count.as_str()),
         ]);
-        let bundle = search(upstream, ty, query, request_id).await?;
-        for resource in entries(&bundle) {
-            let from = references(resource.get("requester"));
-            let to = references(resource.get(to_field));
-            if between_parties(organizations, &from, &to) {
-                return Ok(true);
+        let mut pages = Pages::new(ty, query);
+        while let Some(bundle) = pages.next(upstream, bases, request_id).await? {
+            for resource in entries(&bundle) {
+                let from = references(resource.get("requester"));
+                let to = references(resource.get(to_field));
+                if between_parties(organizations, &from, &to) {
+                    return Ok(true);
+                }
             }
+        }
+        if pages.cut_short {
+            tracing::warn!(
+                %patient, %ty,
+                "more than {MAX_PAGES} pages of referrals; the patient counts as outside the cohort"
+            );
         }
     }
     Ok(false)
+}
+
+/// The pages of one upstream search, read one at a time.
+struct Pages {
+    first: Option<(&'static str, SearchParams)>,
+    next: Option<String>,
+    read: usize,
+    /// Stopped at [`MAX_PAGES`] with more to read.
+    cut_short: bool,
+}
+
+impl Pages {
+    fn new(ty: &'static str, query: SearchParams) -> Self {
+        Pages {
+            first: Some((ty, query)),
+            next: None,
+            read: 0,
+            cut_short: false,
+        }
+    }
+
+    /// The next page; `None` when there is none (or the limit is reached).
+    /// A `next` link outside the upstream's names is an error, not an end:
+    /// the rest of the list would be unknown.
+    async fn next(
+        &mut self,
+        upstream: &Upstream,
+        bases: &[String],
+        request_id: &str,
+    ) -> Result<Option<Value>, GatewayError> {
+        let bundle = if let Some((ty, query)) = self.first.take() {
+            search(upstream, ty, query, request_id).await?
+        } else if let Some(target) = self.next.take() {
+            if self.read >= MAX_PAGES {
+                self.cut_short = true;
+                return Ok(None);
+            }
+            let response = upstream.get(&target).await?;
+            searchset(response)?
+        } else {
+            return Ok(None);
+        };
+        self.read += 1;
+        if let Some(link) = next_link(&bundle) {
+            let Some(target) = relative_to(link, bases) else {
+                tracing::warn!(%link, "referral lookup: the upstream's next link is not under its base");
+                return Err(GatewayError::upstream_invalid());
+            };
+            self.next = Some(target);
+        }
+        Ok(Some(bundle))
+    }
 }
 
 /// Whether a referral from `from` to `to` joins two different parties.
@@ -301,8 +382,13 @@ async fn search(
     let response = upstream
         .send(&request, Bytes::new(), None, request_id)
         .await?;
+    searchset(response)
+}
+
+/// A 200 searchset, or an error.
+fn searchset(response: UpstreamResponse) -> Result<Value, GatewayError> {
     if !response.status.is_success() {
-        tracing::warn!(status = %response.status, %ty, "referral lookup refused upstream");
+        tracing::warn!(status = %response.status, "referral lookup refused upstream");
         return Err(GatewayError::upstream_invalid());
     }
     let bundle: Value =
@@ -311,15 +397,6 @@ async fn search(
         return Err(GatewayError::upstream_invalid());
     }
     Ok(bundle)
-}
-
-fn has_next_page(bundle: &Value) -> bool {
-    bundle
-        .get("link")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
 }
 
 fn entries(bundle: &Value) -> impl Iterator<Item = &Value> {

@@ -114,6 +114,7 @@ impl GatewayServer {
             tracing::info!(consents = feed.len(), "consent feed: first pull in force");
             tokio::spawn(feed.run(shutdown_rx.clone()));
         }
+        let bases = crate::paging::upstream_bases(upstream.base_url(), &config.upstream_aliases);
         let gateway = Arc::new(Gateway {
             policies: Arc::clone(&policies),
             audit: Arc::new(MeteredSink::new(audit, Arc::clone(&metrics))),
@@ -123,7 +124,7 @@ impl GatewayServer {
             base_path: config.normalized_base_path(),
             limits: config.limits.clone(),
             random: SystemRandom::new(),
-            referrals: crate::referral::ReferralResolver::default(),
+            referrals: crate::referral::ReferralResolver::new(bases),
             caps: Arc::clone(&caps),
         });
         let task = tokio::spawn(accept_loop(
