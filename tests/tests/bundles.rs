@@ -103,7 +103,9 @@ async fn a_batch_answers_every_entry_as_its_own_request() {
         DecisionKind::Deny,
         DecisionKind::Deny,
         DecisionKind::Permit,
-        DecisionKind::Permit,
+        // Permitted by the grant, then refused while narrowing (it names
+        // no patient): recorded as a refusal, not a disclosure.
+        DecisionKind::Refuse,
     ]
     .into_iter()
     .enumerate()
