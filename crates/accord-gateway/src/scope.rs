@@ -220,7 +220,7 @@ impl<'a> Scope<'a> {
         // categories; only then is it worth looking.
         if !matches!(verdict, ResourceVerdict::Withhold(_))
             && !obligations.sensitive_allowed.is_empty()
-            && self.is_part2(resource)
+            && self.facts_are_part2(&facts)
         {
             self.part2_released.store(true, Ordering::Relaxed);
         }
@@ -233,6 +233,12 @@ impl<'a> Scope<'a> {
     pub fn is_part2(&self, resource: &Value) -> bool {
         let mut facts = ResourceFacts::from_json(resource);
         facts.codes = crate::filter::every_coding(resource);
+        self.facts_are_part2(&facts)
+    }
+
+    /// [`Scope::is_part2`] on facts already read (with every coding), so
+    /// the filter reads each resource once.
+    fn facts_are_part2(&self, facts: &ResourceFacts) -> bool {
         let act_code = |label: &Coding, code: &str| label.system == ACT_CODE && label.code == code;
         if facts
             .security_labels

@@ -235,8 +235,11 @@ impl ResourceFacts {
             patients.push(format!("Patient/{id}"));
         }
         for key in ["subject", "patient", "for", "beneficiary"] {
+            // `get`, not a formatted JSON pointer: this runs for every
+            // resource a filter releases.
             if let Some(r) = resource
-                .pointer(&format!("/{key}/reference"))
+                .get(key)
+                .and_then(|element| element.get("reference"))
                 .and_then(Value::as_str)
                 && r.starts_with("Patient/")
             {

@@ -123,20 +123,26 @@ impl CodeSet {
         if self.codes.contains(&coding.code) {
             return true;
         }
-        let code = normalise(&coding.code);
+        // Compared as normalised character streams: this runs for every
+        // coding of every resource a filter releases, so nothing is
+        // allocated (a `String` per side per range was most of its cost).
+        let code = || normalise(&coding.code);
         self.ranges.iter().any(|(lo, hi)| {
-            let (lo, hi) = (normalise(lo), normalise(hi));
-            lo <= code && (code <= hi || code.starts_with(&hi))
+            normalise(lo).cmp(code()).is_le()
+                && (code().cmp(normalise(hi)).is_le() || starts_with(code(), normalise(hi)))
         })
     }
 }
 
 /// ICD-style codes compare without the dot and case-insensitively.
-fn normalise(code: &str) -> String {
+fn normalise(code: &str) -> impl Iterator<Item = char> + '_ {
     code.chars()
         .filter(|c| *c != '.')
         .map(|c| c.to_ascii_uppercase())
-        .collect()
+}
+
+fn starts_with(mut text: impl Iterator<Item = char>, prefix: impl Iterator<Item = char>) -> bool {
+    prefix.into_iter().all(|p| text.next() == Some(p))
 }
 
 #[cfg(test)]
@@ -157,5 +163,7 @@ mod tests {
         assert!(!set.contains(&c("F20")));
         assert!(!set.contains(&c("F09")));
         assert!(!set.contains(&Coding::new("snomed", "F10")));
+        assert!(set.contains(&c("f1.9")), "without the dot, any case");
+        assert!(!set.contains(&c("F1")), "shorter than the low end");
     }
 }

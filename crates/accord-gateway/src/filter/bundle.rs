@@ -2,18 +2,20 @@
 //! its own, and the envelope is rebuilt by the gateway so it says nothing
 //! about what was withheld.
 //!
-//! The Bundle is parsed shallowly (`scan.rs`): the envelope's small fields
-//! as values, each entry's resource as a range of bytes. A resource is decided
-//! from a pruned copy holding only what a verdict reads (see [`prune`]);
-//! one released unchanged is copied to the output as the upstream's bytes,
-//! and only one that is redacted is parsed whole and re-serialized. On a
-//! 1 MB searchset this is several times faster than a full
-//! `serde_json::Value` round trip (docs/performance.md).
+//! The Bundle is parsed shallowly, in one pass (`scan.rs`): the envelope's
+//! small fields as values, each entry's members, its resource as a range of
+//! bytes. A resource is decided from a pruned copy holding only what a
+//! verdict reads (see [`prune`]); one released unchanged is copied to the
+//! output as the upstream's bytes, one redacted of top-level elements is
+//! copied member by member without them (`redact_raw`), and only one with a
+//! nested redaction path is parsed whole and re-serialized. Speed against a
+//! `serde_json::Value` round trip: docs/performance.md.
 
 use accord_fhir::BaseRewrite;
 use serde_json::{Map, Value, json};
 
 use super::prune::prune;
+use super::redact::{RawRedaction, redact_raw};
 use super::report::ReleaseReport;
 use super::scan;
 use super::verdict::{Verdict, WithholdReason, verdict};
@@ -35,7 +37,7 @@ pub(super) struct Envelope<'a> {
     meta: Option<Value>,
     kind: Option<Value>,
     link: Option<Value>,
-    entry: Option<Vec<&'a [u8]>>,
+    entry: Option<Vec<scan::Item<'a>>>,
 }
 
 /// One entry, its resource raw.
@@ -52,7 +54,9 @@ struct RawEntry<'a> {
 enum Released<'a> {
     /// The upstream's bytes, unchanged.
     Raw(&'a [u8]),
-    /// Rebuilt (redacted).
+    /// Redacted as bytes: members copied, some left out.
+    Copied(Vec<u8>),
+    /// Rebuilt (redacted from the parsed resource).
     Rebuilt(Value),
 }
 
@@ -69,11 +73,11 @@ fn set_value(slot: &mut Option<Value>, bytes: &[u8]) -> Option<()> {
 // === impl RawEntry ===
 
 impl<'a> RawEntry<'a> {
-    /// The parts of one entry; `None` if it is not an object or repeats a
+    /// The parts of one entry from its members; `None` if it repeats a
     /// key the gateway reads.
-    fn parse(bytes: &'a [u8]) -> Option<Self> {
+    fn from_members(members: &[scan::Member<'a>]) -> Option<Self> {
         let mut entry = RawEntry::default();
-        for member in scan::object(bytes)? {
+        for member in members {
             match member.key.as_ref() {
                 "fullUrl" => set_value(&mut entry.full_url, member.value)?,
                 "search" => set_value(&mut entry.search, member.value)?,
@@ -94,16 +98,15 @@ impl<'a> Envelope<'a> {
     /// each key the gateway reads (and `entry`, if present, an array).
     pub(super) fn parse(body: &'a [u8]) -> Option<Self> {
         let mut envelope = Envelope::default();
-        for member in scan::object(body)? {
+        let (members, entry) = scan::object_expanding(body, "entry")?;
+        envelope.entry = entry;
+        for member in members {
             match member.key.as_ref() {
                 "resourceType" => set_value(&mut envelope.resource_type, member.value)?,
                 "id" => set_value(&mut envelope.id, member.value)?,
                 "meta" => set_value(&mut envelope.meta, member.value)?,
                 "type" => set_value(&mut envelope.kind, member.value)?,
                 "link" => set_value(&mut envelope.link, member.value)?,
-                "entry" if envelope.entry.replace(scan::array(member.value)?).is_some() => {
-                    return None;
-                }
                 _ => {}
             }
         }
@@ -153,8 +156,8 @@ pub(super) fn filter_envelope(
     for raw in raw_entries {
         // An entry that is not an object, or repeats a key, is not passed
         // on: which of its copies would the partner read?
-        let Some(entry) = RawEntry::parse(raw) else {
-            if raw.first() == Some(&b'{') {
+        let Some(entry) = raw.members.as_deref().and_then(RawEntry::from_members) else {
+            if raw.bytes.first() == Some(&b'{') {
                 report.withheld(&Value::Null, WithholdReason::NotAResource);
             }
             continue;
@@ -177,13 +180,18 @@ pub(super) fn filter_envelope(
         let pruned = prune(resource).unwrap_or(Value::Null);
         match verdict(&pruned, scope) {
             Verdict::Release { patients, redact } => {
-                // Only entries that change are parsed whole and rebuilt.
+                // Only entries that change are copied member by member, or
+                // (a nested path) parsed whole and rebuilt.
                 let released = if redact.is_empty() {
                     Some(Released::Raw(resource))
                 } else {
-                    serde_json::from_slice::<Value>(resource)
-                        .ok()
-                        .map(|full| Released::Rebuilt(super::redact(full, &redact)))
+                    match redact_raw(resource, &redact) {
+                        Some(RawRedaction::Unchanged) => Some(Released::Raw(resource)),
+                        Some(RawRedaction::Redacted(bytes)) => Some(Released::Copied(bytes)),
+                        None => serde_json::from_slice::<Value>(resource)
+                            .ok()
+                            .map(|full| Released::Rebuilt(super::redact(full, &redact))),
+                    }
                 };
                 match released {
                     Some(released) => {
@@ -248,6 +256,7 @@ fn write_bundle(
         .iter()
         .map(|(_, r)| match r {
             Released::Raw(raw) => raw.len() + 128,
+            Released::Copied(bytes) => bytes.len() + 128,
             Released::Rebuilt(_) => 2048,
         })
         .sum();
@@ -287,6 +296,7 @@ fn write_entry(
     out.extend_from_slice(b"\"resource\":");
     match resource {
         Released::Raw(raw) => out.extend_from_slice(raw),
+        Released::Copied(bytes) => out.extend_from_slice(bytes),
         Released::Rebuilt(value) => {
             let _ = serde_json::to_writer(&mut *out, value);
         }

@@ -1,18 +1,22 @@
 //! A pruned parse of a resource: the tree a verdict reads, without the
 //! text, numbers, dates and narrative that make up most of its bytes.
 //!
-//! Kept: every object and array (so element paths still lead where they
-//! did), and the string values of [`KEPT`] keys: `resourceType` and `id`
+//! Kept: the string values of [`KEPT`] keys: `resourceType` and `id`
 //! (types, contained resources, the Patient compartment), `reference`
 //! (patients, contained references) and `system` + `code` (codes for
-//! sensitivity, `meta.security` labels). INVARIANT: every check in
-//! `verdict.rs`, `scope.rs` and `accord_policy::check_resource` reads only
-//! these; a check that needs another key must add it here, or be given the
-//! full resource.
+//! sensitivity, `meta.security` labels), and the objects and arrays on the
+//! way to them (so element paths still lead where they did). An object or
+//! array member with nothing kept inside (`text`, `valueQuantity`) is left
+//! out, which saves most of the tree's allocations; array items are always
+//! kept, so a contained resource without a type still withholds its
+//! container. INVARIANT: every check in `verdict.rs`, `scope.rs` and
+//! `accord_policy::check_resource` reads only these; a check that needs
+//! another key must add it here, or be given the full resource.
 //!
 //! A key repeated in an object with anything kept under it makes the parse
 //! fail (the resource is withheld): the gateway must not decide on one copy
-//! while the partner reads the other.
+//! while the partner reads the other. (A copy with nothing kept under it
+//! adds nothing the decision could have read.)
 
 use std::borrow::Cow;
 use std::fmt;
@@ -106,12 +110,22 @@ impl<'de> Visitor<'de> for Pruned {
                 keep_strings: KEPT.contains(&key.as_ref()),
             };
             if let Some(value) = map.next_value_seed(seed)?
+                && !is_empty_container(&value)
                 && fields.insert(key.into_owned(), value).is_some()
             {
                 return Err(de::Error::custom("repeated key"));
             }
         }
         Ok(Some(Value::Object(fields)))
+    }
+}
+
+/// An object or array with nothing kept inside.
+fn is_empty_container(value: &Value) -> bool {
+    match value {
+        Value::Object(fields) => fields.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        _ => false,
     }
 }
 
@@ -155,7 +169,7 @@ mod tests {
             "code": {"coding": [{"system": "http://loinc.org", "code": "1-8", "display": "d"}], "text": "t"},
             "subject": {"reference": "Patient/p1", "display": "Jane"},
             "valueQuantity": {"value": 1.5, "unit": "mg"},
-            "contained": [{"resourceType": "Medication", "id": "m"}]
+            "contained": [{"resourceType": "Medication", "id": "m"}, {"status": "x"}]
         })
         .to_string();
         let pruned = prune(text.as_bytes()).unwrap();
@@ -164,11 +178,9 @@ mod tests {
             json!({
                 "resourceType": "Observation", "id": "o1",
                 "meta": {"security": [{"system": "s", "code": "ETH"}]},
-                "text": {},
                 "code": {"coding": [{"system": "http://loinc.org", "code": "1-8"}]},
                 "subject": {"reference": "Patient/p1"},
-                "valueQuantity": {},
-                "contained": [{"resourceType": "Medication", "id": "m"}]
+                "contained": [{"resourceType": "Medication", "id": "m"}, {}]
             })
         );
     }

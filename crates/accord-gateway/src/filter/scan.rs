@@ -28,15 +28,39 @@ pub fn object(json: &[u8]) -> Option<Vec<Member<'_>>> {
     (scanner.pos == json.len()).then_some(members)
 }
 
-/// The items of the array that is all of `json` (whitespace aside).
-pub fn array(json: &[u8]) -> Option<Vec<&[u8]>> {
+/// One array item: its bytes and, when it is an object whose members
+/// could be read, those members.
+#[derive(Debug)]
+pub struct Item<'a> {
+    pub bytes: &'a [u8],
+    pub members: Option<Vec<Member<'a>>>,
+}
+
+/// The members of the object that is all of `json`, and, found in the same
+/// pass, the items of its member `expand` (which must be an array, at most
+/// once) with the members of each item that is an object. A Bundle's
+/// resources are stepped over once here instead of once per level.
+pub fn object_expanding<'a>(
+    json: &'a [u8],
+    expand: &str,
+) -> Option<(Vec<Member<'a>>, Option<Vec<Item<'a>>>)> {
     let mut scanner = Scanner {
         bytes: json,
         pos: 0,
     };
-    let items = scanner.array()?;
+    let mut items = None;
+    let members = scanner.object_with(|scanner, key| {
+        if key != expand {
+            return Some(false);
+        }
+        if items.is_some() {
+            return None;
+        }
+        items = Some(scanner.items()?);
+        Some(true)
+    })?;
     scanner.skip_whitespace();
-    (scanner.pos == json.len()).then_some(items)
+    (scanner.pos == json.len()).then_some((members, items))
 }
 
 struct Scanner<'a> {
@@ -65,6 +89,16 @@ impl<'a> Scanner<'a> {
     }
 
     fn object(&mut self) -> Option<Vec<Member<'a>>> {
+        self.object_with(|_, _| Some(false))
+    }
+
+    /// An object; `expand` is asked about each key with the scanner at the
+    /// start of its value: it either steps over the value itself (`true`),
+    /// leaves it to the generic step (`false`) or refuses the object.
+    fn object_with(
+        &mut self,
+        mut expand: impl FnMut(&mut Self, &str) -> Option<bool>,
+    ) -> Option<Vec<Member<'a>>> {
         self.expect(b'{')?;
         let mut members = Vec::new();
         self.skip_whitespace();
@@ -76,7 +110,13 @@ impl<'a> Scanner<'a> {
             self.skip_whitespace();
             let key = self.key()?;
             self.expect(b':')?;
-            let value = self.value()?;
+            self.skip_whitespace();
+            let start = self.pos;
+            let value = if expand(self, &key)? {
+                self.slice(start..self.pos)?
+            } else {
+                self.value()?
+            };
             members.push(Member { key, value });
             self.skip_whitespace();
             match self.peek()? {
@@ -90,7 +130,11 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn array(&mut self) -> Option<Vec<&'a [u8]>> {
+    /// An array whose object items are read member by member. An object
+    /// whose members cannot be read (a missing `:`, a trailing `,`) is
+    /// stepped over as a value and kept without members, so the caller can
+    /// refuse it alone.
+    fn items(&mut self) -> Option<Vec<Item<'a>>> {
         self.expect(b'[')?;
         let mut items = Vec::new();
         self.skip_whitespace();
@@ -99,7 +143,21 @@ impl<'a> Scanner<'a> {
             return Some(items);
         }
         loop {
-            items.push(self.value()?);
+            self.skip_whitespace();
+            let start = self.pos;
+            let members = if self.peek()? == b'{' {
+                let members = self.object();
+                if members.is_none() {
+                    self.pos = start;
+                    self.value()?;
+                }
+                members
+            } else {
+                self.value()?;
+                None
+            };
+            let bytes = self.slice(start..self.pos)?;
+            items.push(Item { bytes, members });
             self.skip_whitespace();
             match self.peek()? {
                 b',' => self.pos += 1,
@@ -135,16 +193,19 @@ impl<'a> Scanner<'a> {
         self.pos += 1;
         let mut escaped = false;
         loop {
+            // Strings are most of a resource's bytes: jump to the next
+            // quote or backslash (SIMD) instead of stepping byte by byte.
+            let rest = self.bytes.get(self.pos..)?;
+            self.pos += memchr::memchr2(b'"', b'\\', rest)?;
             match self.peek()? {
                 b'"' => {
                     self.pos += 1;
                     return Some(escaped);
                 }
-                b'\\' => {
+                _ => {
                     escaped = true;
                     self.pos += 2;
                 }
-                _ => self.pos += 1,
             }
         }
     }
@@ -207,8 +268,46 @@ mod tests {
         assert_eq!(members[0].value, br#""x\"}]""#);
         assert_eq!(members[1].value, br#"[1, {"c": "]"}]"#);
         assert_eq!(members[2].value, b"-1.5e3");
-        let items = array(members[1].value).unwrap();
-        assert_eq!(items, [&b"1"[..], &br#"{"c": "]"}"#[..]]);
+        let (_, items) = object_expanding(json, "bc").unwrap();
+        let items = items.unwrap();
+        let bytes: Vec<&[u8]> = items.iter().map(|i| i.bytes).collect();
+        assert_eq!(bytes, [&b"1"[..], &br#"{"c": "]"}"#[..]]);
+        assert!(items[0].members.is_none());
+        assert_eq!(items[1].members.as_ref().unwrap()[0].value, br#""]""#);
+    }
+
+    #[test]
+    fn expands_array_items_in_one_pass_and_keeps_unreadable_objects_whole() {
+        let json = br#"{"type":"searchset", "entr\u0079" : [ {"resource":{"a":"\\"}} ,{"x" 1}, 7,{"b":[{"c":"}"}]}],"z":1}"#;
+        let (members, items) = object_expanding(json, "entry").unwrap();
+        let keys: Vec<&str> = members.iter().map(|m| m.key.as_ref()).collect();
+        assert_eq!(
+            keys,
+            ["type", "entry", "z"],
+            "an escaped key is the same key"
+        );
+        let items = items.unwrap();
+        assert_eq!(items.len(), 4);
+        let first = items[0].members.as_ref().unwrap();
+        assert_eq!(first[0].value, br#"{"a":"\\"}"#);
+        assert_eq!(items[1].bytes, br#"{"x" 1}"#);
+        assert!(items[1].members.is_none(), "unreadable, kept to be refused");
+        assert_eq!(items[2].bytes, b"7");
+        assert_eq!(
+            items[3].members.as_ref().unwrap()[0].value,
+            br#"[{"c":"}"}]"#
+        );
+        assert_eq!(members[1].value.first(), Some(&b'['));
+        assert_eq!(members[1].value.last(), Some(&b']'));
+    }
+
+    #[test]
+    fn refuses_a_repeated_or_non_array_expanded_member() {
+        assert!(object_expanding(br#"{"entry":[],"entry":[]}"#, "entry").is_none());
+        assert!(object_expanding(br#"{"entry":{}}"#, "entry").is_none());
+        assert!(object_expanding(br#"{"entry":[1,]}"#, "entry").is_none());
+        let (_, none) = object_expanding(br#"{"entries":[]}"#, "entry").unwrap();
+        assert!(none.is_none());
     }
 
     #[test]
