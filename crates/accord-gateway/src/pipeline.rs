@@ -239,6 +239,7 @@ impl Gateway {
                 body,
                 parts.headers.get(header::IF_MATCH),
                 &ctx.request_id,
+                &mut ctx.upstream_wait,
             )
             .await?;
 
@@ -321,6 +322,7 @@ impl Gateway {
                         batch::transaction_bundle(&prepared)?,
                         None,
                         &ctx.request_id,
+                        &mut ctx.upstream_wait,
                     )
                     .await?;
                 gateway_made(
@@ -336,7 +338,7 @@ impl Gateway {
     /// Bundle is released); the entry's own refusal is the inner `Err`.
     fn run_entry<'s>(
         &'s self,
-        outer: &'s RequestContext,
+        outer: &'s mut RequestContext,
         parts: &'s Parts,
         index: usize,
         entry: &'s EntryRequest,
@@ -382,6 +384,8 @@ impl Gateway {
                 }
             };
             let record = audit::record(&ctx, status, OffsetDateTime::now_utc());
+            // The Bundle's own record counts every entry's upstream calls.
+            outer.upstream_wait.include(ctx.upstream_wait);
             audit::append(&self.audit, record).await?;
             Ok(result)
         })
@@ -438,7 +442,7 @@ impl Gateway {
         policies: &PolicySet,
         parties: &BTreeSet<PartnerId>,
         patients: BTreeSet<String>,
-        ctx: &RequestContext,
+        ctx: &mut RequestContext,
     ) -> Result<(), GatewayError> {
         let unresolved: BTreeSet<String> = scope
             .unresolved_referrals(patients)
@@ -456,6 +460,7 @@ impl Gateway {
                 parties,
                 &unresolved,
                 &ctx.request_id,
+                &mut ctx.upstream_wait,
             )
             .await?;
         scope.learn_referrals(answers);
@@ -471,7 +476,7 @@ impl Gateway {
         scope: &Scope<'_>,
         policies: &PolicySet,
         parties: &BTreeSet<PartnerId>,
-        ctx: &RequestContext,
+        ctx: &mut RequestContext,
     ) -> Result<Narrowing, GatewayError> {
         let named = named_patients(fhir);
         let Interaction::SearchType { ty } = fhir.interaction else {
@@ -510,11 +515,17 @@ impl Gateway {
         scope: &Scope<'_>,
         policies: &PolicySet,
         parties: &BTreeSet<PartnerId>,
-        ctx: &RequestContext,
+        ctx: &mut RequestContext,
     ) -> Result<BTreeSet<String>, GatewayError> {
         let members = self
             .referrals
-            .all_members(&self.upstream, policies, parties, &ctx.request_id)
+            .all_members(
+                &self.upstream,
+                policies,
+                parties,
+                &ctx.request_id,
+                &mut ctx.upstream_wait,
+            )
             .await?
             .filter(|m| m.len() <= MAX_PATIENTS_PER_REQUEST)
             .ok_or_else(|| {

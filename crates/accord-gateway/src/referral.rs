@@ -19,7 +19,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::GatewayError;
-use crate::forward::Upstream;
+use crate::forward::{Upstream, UpstreamWait};
 
 /// How long a membership answer is reused.
 pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(1);
@@ -53,12 +53,13 @@ impl ReferralResolver {
         parties: &BTreeSet<PartnerId>,
         patients: &BTreeSet<String>,
         request_id: &str,
+        waited: &mut UpstreamWait,
     ) -> Result<HashMap<String, bool>, GatewayError> {
         let mut answers = HashMap::new();
         let mut organizations = BTreeMap::new();
         for party in parties {
             let orgs = self
-                .organizations_of(upstream, policies, party, request_id)
+                .organizations_of(upstream, policies, party, request_id, waited)
                 .await?;
             organizations.insert(party.clone(), orgs);
         }
@@ -75,7 +76,8 @@ impl ReferralResolver {
                 answers.insert(patient.clone(), known);
                 continue;
             }
-            let member = has_referral(upstream, &organizations, patient, request_id).await?;
+            let member =
+                has_referral(upstream, &organizations, patient, request_id, waited).await?;
             if let Ok(mut cache) = self.members.lock() {
                 let now = Instant::now();
                 cache.retain(|_, (at, _)| now.duration_since(*at) < MEMBERSHIP_TTL);
@@ -96,11 +98,12 @@ impl ReferralResolver {
         policies: &PolicySet,
         parties: &BTreeSet<PartnerId>,
         request_id: &str,
+        waited: &mut UpstreamWait,
     ) -> Result<Option<BTreeSet<String>>, GatewayError> {
         let mut organizations = BTreeMap::new();
         for party in parties {
             let orgs = self
-                .organizations_of(upstream, policies, party, request_id)
+                .organizations_of(upstream, policies, party, request_id, waited)
                 .await?;
             if orgs.is_empty() {
                 return Ok(None);
@@ -129,7 +132,7 @@ impl ReferralResolver {
                                 (to_param, to.as_str()),
                                 ("_count", count.as_str()),
                             ]);
-                            let bundle = search(upstream, ty, query, request_id).await?;
+                            let bundle = search(upstream, ty, query, request_id, waited).await?;
                             if has_next_page(&bundle) {
                                 return Ok(None);
                             }
@@ -162,6 +165,7 @@ impl ReferralResolver {
         policies: &PolicySet,
         party: &PartnerId,
         request_id: &str,
+        waited: &mut UpstreamWait,
     ) -> Result<BTreeSet<String>, GatewayError> {
         let Some(partner) = policies.partner(party) else {
             return Ok(BTreeSet::new());
@@ -181,7 +185,7 @@ impl ReferralResolver {
         let mut found = BTreeSet::new();
         for identifier in &partner.identifiers {
             let query = form_query(&[("identifier", identifier.as_str())]);
-            let bundle = search(upstream, "Organization", query, request_id).await?;
+            let bundle = search(upstream, "Organization", query, request_id, waited).await?;
             for resource in entries(&bundle) {
                 if let Some(id) = resource.get("id").and_then(Value::as_str) {
                     found.insert(format!("Organization/{id}"));
@@ -202,6 +206,7 @@ async fn has_referral(
     organizations: &BTreeMap<PartnerId, BTreeSet<String>>,
     patient: &str,
     request_id: &str,
+    waited: &mut UpstreamWait,
 ) -> Result<bool, GatewayError> {
     let subject = format!("Patient/{patient}");
     let count = REFERRALS_PER_PAGE.to_string();
@@ -214,7 +219,7 @@ async fn has_referral(
             (patient_param, subject.as_str()),
             ("_count", count.as_str()),
         ]);
-        let bundle = search(upstream, ty, query, request_id).await?;
+        let bundle = search(upstream, ty, query, request_id, waited).await?;
         for resource in entries(&bundle) {
             let from = references(resource.get("requester"));
             let to = references(resource.get(to_field));
@@ -291,6 +296,7 @@ async fn search(
     ty: &str,
     params: SearchParams,
     request_id: &str,
+    waited: &mut UpstreamWait,
 ) -> Result<Value, GatewayError> {
     let ty = ResourceType::parse(ty).map_err(|_| GatewayError::internal())?;
     let request = FhirRequest {
@@ -299,7 +305,7 @@ async fn search(
         params,
     };
     let response = upstream
-        .send(&request, Bytes::new(), None, request_id)
+        .send(&request, Bytes::new(), None, request_id, waited)
         .await?;
     if !response.status.is_success() {
         tracing::warn!(status = %response.status, %ty, "referral lookup refused upstream");

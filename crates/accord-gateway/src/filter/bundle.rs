@@ -176,7 +176,11 @@ pub(super) fn filter_envelope(
         let is_match = mode != Some("include");
         let pruned = prune(resource).unwrap_or(Value::Null);
         match verdict(&pruned, scope) {
-            Verdict::Release { patients, redact } => {
+            Verdict::Release {
+                patients,
+                redact,
+                sensitivity,
+            } => {
                 // Only entries that change are parsed whole and rebuilt.
                 let released = if redact.is_empty() {
                     Some(Released::Raw(resource))
@@ -187,7 +191,7 @@ pub(super) fn filter_envelope(
                 };
                 match released {
                     Some(released) => {
-                        report.released(&pruned, &patients, !redact.is_empty());
+                        report.released(&pruned, &patients, !redact.is_empty(), &sensitivity);
                         matches += usize::from(is_match);
                         entries.push((entry, released));
                     }
