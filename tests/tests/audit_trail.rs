@@ -104,6 +104,15 @@ async fn every_request_permitted_or_denied_leaves_exactly_one_record() {
         assert_eq!(record.status, response.status);
         let decision = serde_json::to_value(record.decision).unwrap();
         assert_eq!(decision, expected, "{path}: {record:?}");
+        // Only a permitted request reaches the upstream: its wait is part
+        // of the whole; a denial or refusal never called it, so it has none
+        // (absent, not 0).
+        if expected == "permit" {
+            let upstream = record.upstream_latency_us.expect("upstream was called");
+            assert!(upstream <= record.latency_us, "{path}: {record:?}");
+        } else {
+            assert_eq!(record.upstream_latency_us, None, "{path}: {record:?}");
+        }
         assert!(
             record.target.ends_with(&path),
             "{} vs {path}",

@@ -116,6 +116,25 @@ async fn a_batch_answers_every_entry_as_its_own_request() {
             .unwrap();
         assert_eq!(record.decision, decision, "entry {i}: {}", record.rule);
     }
+    // Only the read and the create went upstream; the Bundle's record
+    // counts the waits of all its entries.
+    let mut waited = 0;
+    for (i, entry) in new[..new.len() - 1].iter().enumerate() {
+        assert_eq!(
+            entry.upstream_latency_us.is_some(),
+            i == 0 || i == 3,
+            "entry {i}: {entry:?}"
+        );
+        waited += entry.upstream_latency_us.unwrap_or(0);
+    }
+    let outer_waited = outer
+        .upstream_latency_us
+        .expect("the Bundle's entries went upstream");
+    assert!(
+        (waited..=waited + 6).contains(&outer_waited),
+        "{outer_waited} is the sum of {waited} (each entry rounded down to a microsecond)"
+    );
+    assert!(outer_waited <= outer.latency_us);
 }
 
 #[tokio::test]

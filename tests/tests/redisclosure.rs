@@ -8,6 +8,7 @@
     clippy::panic
 )] // test code: a panic is a failed test
 
+use accord_audit::report::accounting;
 use accord_e2e::{Harness, Options};
 use accord_testkit::client::PartnerResponse;
 use serde_json::Value;
@@ -163,6 +164,15 @@ async fn a_searchset_with_part_2_data_is_labelled_and_carries_the_notice() {
     let text = notice["issue"][0]["details"]["text"].as_str().unwrap();
     assert!(text.starts_with("This record which has been disclosed to you is protected by Federal confidentiality rules (42 CFR part 2)."));
     assert_eq!(bundle["total"], matches.len(), "the notice is not a match");
+    // The audit record says Part 2 data of this patient went out.
+    let record = h.audit_records().pop().unwrap();
+    let release = record
+        .released_to(&format!("Patient/{patient}"))
+        .expect("released to the patient");
+    assert!(
+        release.sensitivity.contains(&"part2".to_owned()),
+        "{release:?}"
+    );
     let parsed: Result<fhirbolt::model::r4::Resource, _> =
         fhirbolt::json::from_str(&response.text(), None);
     assert!(
@@ -271,4 +281,60 @@ async fn subsetting_cannot_hide_part_2_data_from_the_filter() {
         parsed.is_ok(),
         "the subset searchset is valid R4: {parsed:?}"
     );
+}
+
+/// 42 CFR §2.24: the patient's list of disclosures names every release of
+/// their Part 2 data, and only those. The audit record says which
+/// sensitivity categories each patient's released data fell in.
+#[tokio::test]
+async fn a_part_2_disclosure_is_on_the_patients_list_of_disclosures_and_a_plain_one_is_not() {
+    let (h, patient) = start().await;
+    let reference = format!("Patient/{patient}");
+    let condition = |part2: bool| {
+        h.population
+            .of_type("Condition")
+            .find(|c| patient_of(c) == patient && if part2 { is_sud(c) } else { is_chronic(c) })
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let receipt = |response: &PartnerResponse| -> u64 {
+        assert_eq!(response.status, 200, "{}", response.text());
+        response.header("x-audit-seq").unwrap().parse().unwrap()
+    };
+    let sud = receipt(&get(&h, &format!("Condition/{}", condition(true))).await);
+    let plain = receipt(&get(&h, &format!("Condition/{}", condition(false))).await);
+
+    let records = h.audit_records();
+    let sensitivity = |seq: u64| -> Vec<String> {
+        let record = records.iter().find(|r| r.seq == seq).unwrap();
+        let release = record
+            .released_to(&reference)
+            .expect("released to the patient");
+        release.sensitivity.clone()
+    };
+    assert!(
+        sensitivity(sud).contains(&"part2".to_owned()),
+        "{:?}",
+        sensitivity(sud)
+    );
+    assert_eq!(sensitivity(plain), Vec::<String>::new());
+
+    // The report's "generated" time; the log's own clock will do.
+    let now = records.iter().map(|r| r.time).max().unwrap();
+    let report = h
+        .audit
+        .with_index(|index| accounting(index, &reference, None, now))
+        .unwrap();
+    let listed: Vec<u64> = report.disclosures.iter().map(|d| d.seq).collect();
+    assert_eq!(listed, [sud, plain], "both are disclosures (§164.528)");
+    let part2: Vec<u64> = report.part2().map(|d| d.seq).collect();
+    assert_eq!(part2, [sud], "only the Part 2 one is on the §2.24 list");
+    let text = report.to_text();
+    let (_, list) = text
+        .split_once("List of disclosures (42 CFR §2.24)")
+        .expect("the §2.24 section");
+    assert!(list.contains(&format!("record {sud}\n")), "{text}");
+    assert!(!list.contains(&format!("record {plain}\n")), "{text}");
 }

@@ -80,7 +80,8 @@ pub struct AuditRecord {
     /// Response body bytes sent to the partner.
     #[serde(default)]
     pub bytes: u64,
-    /// Time spent waiting for the upstream FHIR server, if it was called.
+    /// Time spent waiting for the upstream FHIR server, summed over every
+    /// call the request made; absent when it made none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_latency_us: Option<u64>,
     /// Total time from request to audit.
@@ -93,7 +94,8 @@ pub struct AuditRecord {
 pub struct PatientRelease {
     /// `Patient/<id>`.
     pub patient: String,
-    /// Sensitivity categories of what was released (e.g. `42CFRPart2`, `PSY`).
+    /// Sensitivity category ids of what was released, sorted (e.g. `part2`,
+    /// `mental-health`); `part2` marks 42 CFR Part 2 data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sensitivity: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -221,8 +221,12 @@ fn value_tree_filter(
             continue;
         };
         match verdict(resource, scope) {
-            Verdict::Release { patients, redact } => {
-                report.released(resource, &patients, !redact.is_empty());
+            Verdict::Release {
+                patients,
+                redact,
+                sensitivity,
+            } => {
+                report.released(resource, &patients, !redact.is_empty(), &sensitivity);
                 matches += 1;
                 let resource = if redact.is_empty() {
                     resource.clone()

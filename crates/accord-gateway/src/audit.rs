@@ -108,12 +108,13 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
         bytes: ctx.bytes,
         status: status.as_u16(),
         error_source: ctx.error_source.map(|s| s.as_str().to_owned()),
+        upstream_latency_us: ctx.upstream_wait.micros(),
         latency_us: u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        ..AuditRecord::default()
     }
 }
 
-/// Per patient, the resources released, withheld and redacted, by type.
+/// Per patient, the resources released, withheld and redacted, by type,
+/// and the sensitivity categories of what was released.
 fn released_patients(ctx: &RequestContext) -> Vec<PatientRelease> {
     ctx.report
         .by_patient
@@ -121,7 +122,12 @@ fn released_patients(ctx: &RequestContext) -> Vec<PatientRelease> {
         .filter(|(patient, _)| !patient.is_empty())
         .map(|(patient, types)| PatientRelease {
             patient: format!("Patient/{patient}"),
-            sensitivity: Vec::new(),
+            sensitivity: ctx
+                .report
+                .sensitivity
+                .get(patient)
+                .map(|categories| categories.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
             resources: types
                 .iter()
                 .map(|(ty, counts)| TypeCounts {

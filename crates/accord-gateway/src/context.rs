@@ -9,6 +9,7 @@ use accord_policy::{Decision, PartnerId, SpkiPin};
 
 use crate::error::ErrorSource;
 use crate::filter::ReleaseReport;
+use crate::forward::UpstreamWait;
 
 /// Per-request state, filled in as the phases run.
 #[derive(Debug)]
@@ -41,6 +42,8 @@ pub struct RequestContext {
     pub bytes: u64,
     /// The volume cap that refused the request, in words (a denial).
     pub cap: Option<String>,
+    /// Time spent waiting for the upstream, if it was called.
+    pub upstream_wait: UpstreamWait,
 }
 
 impl RequestContext {
@@ -72,6 +75,7 @@ impl RequestContext {
             policy_version: None,
             bytes: 0,
             cap: None,
+            upstream_wait: UpstreamWait::default(),
         }
     }
 

@@ -132,8 +132,12 @@ pub fn filter(
             return Err(GatewayError::upstream_invalid());
         }
         (Checks::Resources(scope) | Checks::Written(scope), _) => match verdict(&json, scope) {
-            Verdict::Release { patients, redact } => {
-                report.released(&json, &patients, !redact.is_empty());
+            Verdict::Release {
+                patients,
+                redact,
+                sensitivity,
+            } => {
+                report.released(&json, &patients, !redact.is_empty(), &sensitivity);
                 if redact.is_empty() {
                     json
                 } else {

@@ -34,6 +34,13 @@ pub struct UpstreamResponse {
     pub body: Bytes,
 }
 
+/// How long one partner request waited for the upstream, summed over the
+/// calls it made (its forward, a transaction, referral lookups). `None`
+/// until a call is made, so a request that never reached the upstream (a
+/// denial) says so instead of claiming 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpstreamWait(Option<Duration>);
+
 /// The upstream could not be configured.
 #[derive(Debug, thiserror::Error)]
 #[error("upstream `{url}`: {message}")]
@@ -91,16 +98,22 @@ impl Upstream {
         &self.base
     }
 
-    /// Sends `request` (with `body` for writes) and reads the answer.
+    /// Sends `request` (with `body` for writes) and reads the answer,
+    /// adding the time from sending until the body is read (or the call
+    /// failed) to `waited`.
     pub async fn send(
         &self,
         request: &FhirRequest,
         body: Bytes,
         if_match: Option<&HeaderValue>,
         request_id: &str,
+        waited: &mut UpstreamWait,
     ) -> Result<UpstreamResponse, GatewayError> {
         let outgoing = self.build(request, body, if_match, request_id)?;
-        self.exchange(outgoing).await
+        let started = Instant::now();
+        let response = self.exchange(outgoing).await;
+        waited.add(started.elapsed());
+        response
     }
 
     /// GETs `target`, a path and query under the base, from the upstream
@@ -186,5 +199,46 @@ impl Upstream {
             tracing::error!(error = %e, "could not build upstream request");
             GatewayError::internal()
         })
+    }
+}
+
+// === impl UpstreamWait ===
+
+impl UpstreamWait {
+    /// Counts one more call.
+    pub fn add(&mut self, call: Duration) {
+        self.0 = Some(self.0.unwrap_or_default().saturating_add(call));
+    }
+
+    /// Adds the calls of a request carried inside this one (a batch entry).
+    pub fn include(&mut self, inner: UpstreamWait) {
+        if let Some(call) = inner.0 {
+            self.add(call);
+        }
+    }
+
+    /// Microseconds waited, if the upstream was called at all.
+    pub fn micros(self) -> Option<u64> {
+        self.0
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_that_never_called_the_upstream_has_no_wait_not_zero() {
+        let mut wait = UpstreamWait::default();
+        assert_eq!(wait.micros(), None);
+        wait.include(UpstreamWait::default());
+        assert_eq!(wait.micros(), None, "an entry that made no call adds none");
+        wait.add(Duration::from_micros(1500));
+        let mut entry = UpstreamWait::default();
+        entry.add(Duration::from_micros(250));
+        entry.add(Duration::ZERO);
+        wait.include(entry);
+        assert_eq!(wait.micros(), Some(1750), "summed over every call");
     }
 }

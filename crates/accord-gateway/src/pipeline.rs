@@ -243,6 +243,7 @@ impl Gateway {
                 body,
                 parts.headers.get(header::IF_MATCH),
                 &ctx.request_id,
+                &mut ctx.upstream_wait,
             )
             .await?;
 
@@ -329,6 +330,7 @@ impl Gateway {
                         batch::transaction_bundle(&prepared)?,
                         None,
                         &ctx.request_id,
+                        &mut ctx.upstream_wait,
                     )
                     .await?;
                 gateway_made(
@@ -344,7 +346,7 @@ impl Gateway {
     /// Bundle is released); the entry's own refusal is the inner `Err`.
     fn run_entry<'s>(
         &'s self,
-        outer: &'s RequestContext,
+        outer: &'s mut RequestContext,
         parts: &'s Parts,
         index: usize,
         entry: &'s EntryRequest,
@@ -390,6 +392,8 @@ impl Gateway {
                 }
             };
             let record = audit::record(&ctx, status, OffsetDateTime::now_utc());
+            // The Bundle's own record counts every entry's upstream calls.
+            outer.upstream_wait.include(ctx.upstream_wait);
             audit::append(&self.audit, record).await?;
             Ok(result)
         })
@@ -446,7 +450,7 @@ impl Gateway {
         policies: &PolicySet,
         parties: &BTreeSet<PartnerId>,
         patients: BTreeSet<String>,
-        ctx: &RequestContext,
+        ctx: &mut RequestContext,
     ) -> Result<(), GatewayError> {
         let unresolved: BTreeSet<String> = scope
             .unresolved_referrals(patients)
@@ -464,6 +468,7 @@ impl Gateway {
                 parties,
                 &unresolved,
                 &ctx.request_id,
+                &mut ctx.upstream_wait,
             )
             .await?;
         scope.learn_referrals(answers);
@@ -479,7 +484,7 @@ impl Gateway {
         scope: &Scope<'_>,
         policies: &PolicySet,
         parties: &BTreeSet<PartnerId>,
-        ctx: &RequestContext,
+        ctx: &mut RequestContext,
     ) -> Result<Narrowing, GatewayError> {
         let named = named_patients(fhir);
         let Interaction::SearchType { ty } = fhir.interaction else {
@@ -518,11 +523,17 @@ impl Gateway {
         scope: &Scope<'_>,
         policies: &PolicySet,
         parties: &BTreeSet<PartnerId>,
-        ctx: &RequestContext,
+        ctx: &mut RequestContext,
     ) -> Result<BTreeSet<String>, GatewayError> {
         let members = self
             .referrals
-            .all_members(&self.upstream, policies, parties, &ctx.request_id)
+            .all_members(
+                &self.upstream,
+                policies,
+                parties,
+                &ctx.request_id,
+                &mut ctx.upstream_wait,
+            )
             .await?
             .filter(|m| m.len() <= MAX_PATIENTS_PER_REQUEST)
             .ok_or_else(|| {

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::GatewayError;
-use crate::forward::{Upstream, UpstreamResponse};
+use crate::forward::{Upstream, UpstreamResponse, UpstreamWait};
 use crate::paging::{next_link, relative_to};
 
 /// How long a membership answer is reused.
@@ -67,12 +67,13 @@ impl ReferralResolver {
         parties: &BTreeSet<PartnerId>,
         patients: &BTreeSet<String>,
         request_id: &str,
+        waited: &mut UpstreamWait,
     ) -> Result<HashMap<String, bool>, GatewayError> {
         let mut answers = HashMap::new();
         let mut organizations = BTreeMap::new();
         for party in parties {
             let orgs = self
-                .organizations_of(upstream, policies, party, request_id)
+                .organizations_of(upstream, policies, party, request_id, waited)
                 .await?;
             organizations.insert(party.clone(), orgs);
         }
@@ -89,8 +90,15 @@ impl ReferralResolver {
                 answers.insert(patient.clone(), known);
                 continue;
             }
-            let member =
-                has_referral(upstream, &self.bases, &organizations, patient, request_id).await?;
+            let member = has_referral(
+                upstream,
+                &self.bases,
+                &organizations,
+                patient,
+                request_id,
+                waited,
+            )
+            .await?;
             if let Ok(mut cache) = self.members.lock() {
                 let now = Instant::now();
                 cache.retain(|_, (at, _)| now.duration_since(*at) < MEMBERSHIP_TTL);
@@ -112,11 +120,12 @@ impl ReferralResolver {
         policies: &PolicySet,
         parties: &BTreeSet<PartnerId>,
         request_id: &str,
+        waited: &mut UpstreamWait,
     ) -> Result<Option<BTreeSet<String>>, GatewayError> {
         let mut organizations = BTreeMap::new();
         for party in parties {
             let orgs = self
-                .organizations_of(upstream, policies, party, request_id)
+                .organizations_of(upstream, policies, party, request_id, waited)
                 .await?;
             if orgs.is_empty() {
                 return Ok(None);
@@ -146,8 +155,9 @@ impl ReferralResolver {
                                 ("_count", count.as_str()),
                             ]);
                             let mut pages = Pages::new(ty, query);
-                            while let Some(bundle) =
-                                pages.next(upstream, &self.bases, request_id).await?
+                            while let Some(bundle) = pages
+                                .next(upstream, &self.bases, request_id, waited)
+                                .await?
                             {
                                 members.extend(entries(&bundle).filter_map(|r| {
                                     r.pointer(&format!("/{patient_field}/reference"))
@@ -182,6 +192,7 @@ impl ReferralResolver {
         policies: &PolicySet,
         party: &PartnerId,
         request_id: &str,
+        waited: &mut UpstreamWait,
     ) -> Result<BTreeSet<String>, GatewayError> {
         let Some(partner) = policies.partner(party) else {
             return Ok(BTreeSet::new());
@@ -201,7 +212,7 @@ impl ReferralResolver {
         let mut found = BTreeSet::new();
         for identifier in &partner.identifiers {
             let query = form_query(&[("identifier", identifier.as_str())]);
-            let bundle = search(upstream, "Organization", query, request_id).await?;
+            let bundle = search(upstream, "Organization", query, request_id, waited).await?;
             for resource in entries(&bundle) {
                 if let Some(id) = resource.get("id").and_then(Value::as_str) {
                     found.insert(format!("Organization/{id}"));
@@ -223,6 +234,7 @@ async fn has_referral(
     organizations: &BTreeMap<PartnerId, BTreeSet<String>>,
     patient: &str,
     request_id: &str,
+    waited: &mut UpstreamWait,
 ) -> Result<bool, GatewayError> {
     let subject = format!("Patient/{patient}");
     let count = REFERRALS_PER_PAGE.to_string();
@@ -236,7 +248,7 @@ async fn has_referral(
             ("_count", count.as_str()),
         ]);
         let mut pages = Pages::new(ty, query);
-        while let Some(bundle) = pages.next(upstream, bases, request_id).await? {
+        while let Some(bundle) = pages.next(upstream, bases, request_id, waited).await? {
             for resource in entries(&bundle) {
                 let from = references(resource.get("requester"));
                 let to = references(resource.get(to_field));
@@ -282,15 +294,19 @@ impl Pages {
         upstream: &Upstream,
         bases: &[String],
         request_id: &str,
+        waited: &mut UpstreamWait,
     ) -> Result<Option<Value>, GatewayError> {
         let bundle = if let Some((ty, query)) = self.first.take() {
-            search(upstream, ty, query, request_id).await?
+            search(upstream, ty, query, request_id, waited).await?
         } else if let Some(target) = self.next.take() {
             if self.read >= MAX_PAGES {
                 self.cut_short = true;
                 return Ok(None);
             }
-            let response = upstream.get(&target).await?;
+            let started = Instant::now();
+            let response = upstream.get(&target).await;
+            waited.add(started.elapsed());
+            let response = response?;
             searchset(response)?
         } else {
             return Ok(None);
@@ -372,6 +388,7 @@ async fn search(
     ty: &str,
     params: SearchParams,
     request_id: &str,
+    waited: &mut UpstreamWait,
 ) -> Result<Value, GatewayError> {
     let ty = ResourceType::parse(ty).map_err(|_| GatewayError::internal())?;
     let request = FhirRequest {
@@ -380,7 +397,7 @@ async fn search(
         params,
     };
     let response = upstream
-        .send(&request, Bytes::new(), None, request_id)
+        .send(&request, Bytes::new(), None, request_id, waited)
         .await?;
     searchset(response)
 }

@@ -11,13 +11,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use accord_fhir::{InteractionKind, Purpose, ResourceType};
 use accord_policy::{
-    AccessRequest, Coding, CohortMembers, ConsentQuery, ConsentRule, Obligations, PartnerId,
-    PolicySet, ResourceFacts, ResourceVerdict,
+    AccessRequest, Category, CategoryId, CohortMembers, ConsentQuery, ConsentRule, Obligations,
+    PartnerId, PolicySet, ResourceFacts, ResourceVerdict,
 };
 use serde_json::Value;
 
 use crate::filter::redisclosure::{ACT_CODE, PART2_POLICY};
 use time::OffsetDateTime;
+
+/// The category id that marks 42 CFR Part 2 data in policies and in the
+/// audit record (where it puts a disclosure on the §2.24 list).
+pub const PART2_CATEGORY: &str = "part2";
+
+/// The sensitivity categories (policy category ids) of one released
+/// resource; empty, and so not allocated, for ordinary data.
+pub type Sensitivity = Vec<CategoryId>;
 
 /// The reach of one permitted request.
 #[derive(Debug)]
@@ -193,10 +201,12 @@ impl<'a> Scope<'a> {
     }
 
     /// The policy's verdict on one resource of patient data belonging to
-    /// `patients` (ids): cohort, consent, sensitive categories, redactions.
-    pub fn release(&self, resource: &Value, patients: &[String]) -> ResourceVerdict {
+    /// `patients` (ids): cohort, consent, sensitive categories, redactions;
+    /// and, when it is not withheld, the sensitivity categories it falls in
+    /// (for the audit record).
+    pub fn release(&self, resource: &Value, patients: &[String]) -> (ResourceVerdict, Sensitivity) {
         let Some(obligations) = self.obligations else {
-            return ResourceVerdict::Release;
+            return (ResourceVerdict::Release, Sensitivity::new());
         };
         let mut facts = ResourceFacts::from_json(resource);
         // The compartment table finds patients on every path R4 defines,
@@ -216,15 +226,33 @@ impl<'a> Scope<'a> {
         let verdict =
             self.policies
                 .check_resource(obligations, &facts, self.policies.consents(), self.at);
-        // Part 2 data can only be released under a grant naming sensitive
-        // categories; only then is it worth looking.
+        // Sensitive data can only be released under a grant naming
+        // sensitive categories; only then is it worth looking.
+        let mut sensitivity = Sensitivity::new();
         if !matches!(verdict, ResourceVerdict::Withhold(_))
             && !obligations.sensitive_allowed.is_empty()
-            && self.facts_are_part2(&facts)
         {
-            self.part2_released.store(true, Ordering::Relaxed);
+            // The same test as `is_part2`, from the categories matched here.
+            let mut part2 = labelled_part2(&facts);
+            sensitivity = self
+                .policies
+                .categories()
+                .filter(|c| c.matches(&facts.codes, &facts.security_labels))
+                .inspect(|c| part2 |= is_part2_category(c))
+                .map(|c| c.id.clone())
+                .collect();
+            if part2 {
+                self.part2_released.store(true, Ordering::Relaxed);
+                // Whatever the policy calls its Part 2 category, the record
+                // says `part2`, so the §2.24 list finds it.
+                if !sensitivity.iter().any(|c| c.as_str() == PART2_CATEGORY)
+                    && let Ok(part2) = CategoryId::parse(PART2_CATEGORY)
+                {
+                    sensitivity.push(part2);
+                }
+            }
         }
-        verdict
+        (verdict, sensitivity)
     }
 
     /// Whether `resource` is 42 CFR Part 2 data: labelled `42CFRPart2`, or
@@ -233,30 +261,38 @@ impl<'a> Scope<'a> {
     pub fn is_part2(&self, resource: &Value) -> bool {
         let mut facts = ResourceFacts::from_json(resource);
         facts.codes = crate::filter::every_coding(resource);
-        self.facts_are_part2(&facts)
+        self.part2_in(&facts)
     }
 
-    /// [`Scope::is_part2`] on facts already read (with every coding), so
-    /// the filter reads each resource once.
-    fn facts_are_part2(&self, facts: &ResourceFacts) -> bool {
-        let act_code = |label: &Coding, code: &str| label.system == ACT_CODE && label.code == code;
-        if facts
-            .security_labels
-            .iter()
-            .any(|l| act_code(l, PART2_POLICY))
-        {
-            return true;
-        }
-        self.policies
-            .categories()
-            .filter(|c| {
-                c.id.as_str() == "part2" || c.security_labels.iter().any(|l| act_code(l, "ETH"))
-            })
-            .any(|c| c.matches(&facts.codes, &facts.security_labels))
+    fn part2_in(&self, facts: &ResourceFacts) -> bool {
+        labelled_part2(facts)
+            || self
+                .policies
+                .categories()
+                .filter(|c| is_part2_category(c))
+                .any(|c| c.matches(&facts.codes, &facts.security_labels))
     }
 
     /// Whether the filter released Part 2 data in this response.
     pub fn part2_released(&self) -> bool {
         self.part2_released.load(Ordering::Relaxed)
     }
+}
+
+/// Labelled `42CFRPart2` (the governing-policy label of Part 2 data).
+fn labelled_part2(facts: &ResourceFacts) -> bool {
+    facts
+        .security_labels
+        .iter()
+        .any(|l| l.system == ACT_CODE && l.code == PART2_POLICY)
+}
+
+/// A category of 42 CFR Part 2 data: `part2`, or one defined by the `ETH`
+/// (substance abuse information sensitivity) label.
+fn is_part2_category(category: &Category) -> bool {
+    category.id.as_str() == PART2_CATEGORY
+        || category
+            .security_labels
+            .iter()
+            .any(|l| l.system == ACT_CODE && l.code == "ETH")
 }

@@ -10,8 +10,12 @@ use crate::index::{Index, IndexError};
 use crate::query::{Filter, query};
 use crate::record::{AuditRecord, DecisionKind};
 
-/// The sensitivity code that puts a disclosure on the §2.24 list.
-pub const PART2: &str = "42CFRPart2";
+/// The sensitivity entry that puts a disclosure on the §2.24 list: the
+/// category id the gateway writes for 42 CFR Part 2 data.
+pub const PART2: &str = "part2";
+/// The same, as the HL7 v3 ActCode label: records written by other tools
+/// (and the first schema 2 examples) use it.
+pub const PART2_LABEL: &str = "42CFRPart2";
 
 /// Purposes exempt from the §164.528 accounting (treatment, payment,
 /// health care operations — §164.528(a)(1)(i)); listed but marked.
@@ -94,7 +98,10 @@ fn disclosure(record: &AuditRecord, patient: &str) -> Option<Disclosure> {
         .map(|(t, n)| format!("{t} ×{n}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let part2 = release.sensitivity.iter().any(|s| s == PART2);
+    let part2 = release
+        .sensitivity
+        .iter()
+        .any(|s| s == PART2 || s == PART2_LABEL);
     if !release.sensitivity.is_empty() {
         description.push_str(&format!(" (sensitive: {})", release.sensitivity.join(", ")));
     }
@@ -269,4 +276,44 @@ fn table<'a>(rows: impl Iterator<Item = &'a Disclosure>, full: bool) -> String {
     }
     out.push_str("</table>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{PatientRelease, TypeCounts};
+
+    fn released(sensitivity: &[&str]) -> AuditRecord {
+        AuditRecord {
+            decision: DecisionKind::Permit,
+            patients: vec![PatientRelease {
+                patient: "Patient/1".into(),
+                sensitivity: sensitivity.iter().map(|s| (*s).to_owned()).collect(),
+                resources: vec![TypeCounts {
+                    resource_type: "Condition".into(),
+                    released: 1,
+                    ..TypeCounts::default()
+                }],
+            }],
+            ..AuditRecord::default()
+        }
+    }
+
+    #[test]
+    fn part2_category_or_label_puts_a_disclosure_on_the_part2_list() {
+        for (sensitivity, on_list) in [
+            (&["mental-health", "part2"][..], true),
+            (&["42CFRPart2"][..], true),
+            (&["mental-health"][..], false),
+            (&[][..], false),
+        ] {
+            let d = disclosure(&released(sensitivity), "Patient/1").unwrap();
+            assert_eq!(d.part2, on_list, "{sensitivity:?}");
+        }
+        let d = disclosure(&released(&["mental-health", "part2"]), "Patient/1").unwrap();
+        assert_eq!(
+            d.description,
+            "Condition ×1 (sensitive: mental-health, part2)"
+        );
+    }
 }

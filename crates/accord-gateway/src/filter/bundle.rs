@@ -179,7 +179,11 @@ pub(super) fn filter_envelope(
         let is_match = mode != Some("include");
         let pruned = prune(resource).unwrap_or(Value::Null);
         match verdict(&pruned, scope) {
-            Verdict::Release { patients, redact } => {
+            Verdict::Release {
+                patients,
+                redact,
+                sensitivity,
+            } => {
                 // Only entries that change are copied member by member, or
                 // (a nested path) parsed whole and rebuilt.
                 let released = if redact.is_empty() {
@@ -195,7 +199,7 @@ pub(super) fn filter_envelope(
                 };
                 match released {
                     Some(released) => {
-                        report.released(&pruned, &patients, !redact.is_empty());
+                        report.released(&pruned, &patients, !redact.is_empty(), &sensitivity);
                         matches += usize::from(is_match);
                         entries.push((entry, released));
                     }

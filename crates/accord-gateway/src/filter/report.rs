@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use accord_policy::CategoryId;
 use serde_json::Value;
 
 use super::verdict::WithholdReason;
@@ -26,12 +27,24 @@ pub struct ReleaseReport {
     pub redacted: u32,
     /// Why resources were withheld, with how many each.
     pub withheld_reasons: BTreeMap<String, u32>,
+    /// patient id → sensitivity categories of the resources released for
+    /// that patient (only patients who were sent sensitive data).
+    pub sensitivity: BTreeMap<String, BTreeSet<CategoryId>>,
 }
 
 // === impl ReleaseReport ===
 
 impl ReleaseReport {
-    pub fn released(&mut self, resource: &Value, patients: &BTreeSet<String>, redacted: bool) {
+    pub fn released(
+        &mut self,
+        resource: &Value,
+        patients: &BTreeSet<String>,
+        redacted: bool,
+        sensitivity: &[CategoryId],
+    ) {
+        if !sensitivity.is_empty() {
+            self.sensitive(patients, sensitivity);
+        }
         self.released += 1;
         self.redacted += u32::from(redacted);
         let ty = type_name(resource);
@@ -55,6 +68,19 @@ impl ReleaseReport {
             if let Some(counts) = types.get_mut(ty) {
                 counts.released += 1;
                 counts.redacted += u32::from(redacted);
+            }
+        }
+    }
+
+    /// Remembers, per patient, the categories of a sensitive resource
+    /// released (a patient's set holds each category once).
+    fn sensitive(&mut self, patients: &BTreeSet<String>, sensitivity: &[CategoryId]) {
+        for patient in patients {
+            if !self.sensitivity.contains_key(patient) {
+                self.sensitivity.insert(patient.clone(), BTreeSet::new());
+            }
+            if let Some(categories) = self.sensitivity.get_mut(patient) {
+                categories.extend(sensitivity.iter().cloned());
             }
         }
     }

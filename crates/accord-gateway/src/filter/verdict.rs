@@ -8,16 +8,18 @@ use accord_fhir::compartment::{PatientLinks, is_patient_data, patient_links};
 use accord_policy::ResourceVerdict;
 use serde_json::Value;
 
-use crate::scope::Scope;
+use crate::scope::{Scope, Sensitivity};
 
 /// What happens to one resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Released; the patients it belongs to (empty for non-patient data)
-    /// and the element paths to remove first (empty: as is).
+    /// Released; the patients it belongs to (empty for non-patient data),
+    /// the element paths to remove first (empty: as is) and its
+    /// sensitivity categories (for the audit record).
     Release {
         patients: BTreeSet<String>,
         redact: Vec<String>,
+        sensitivity: Sensitivity,
     },
     /// Withheld, and why (for the audit record, never for the partner).
     Withhold(WithholdReason),
@@ -63,17 +65,21 @@ pub fn verdict(resource: &Value, scope: &Scope<'_>) -> Verdict {
         return Verdict::Release {
             patients,
             redact: Vec::new(),
+            sensitivity: Sensitivity::new(),
         };
     }
     let ids: Vec<String> = patients.iter().cloned().collect();
-    match scope.release(resource, &ids) {
+    let (verdict, sensitivity) = scope.release(resource, &ids);
+    match verdict {
         ResourceVerdict::Release => Verdict::Release {
             patients,
             redact: Vec::new(),
+            sensitivity,
         },
         ResourceVerdict::Redact(paths) => Verdict::Release {
             patients,
             redact: paths,
+            sensitivity,
         },
         ResourceVerdict::Withhold(reason) => {
             tracing::debug!(?reason, "resource withheld by policy");
