@@ -189,3 +189,55 @@ async fn a_part_2_diagnosis_outside_the_usual_elements_is_still_withheld() {
         search.text()
     );
 }
+
+#[tokio::test]
+async fn part_2_labels_withhold_wherever_they_are() {
+    // Found while recording sensitivity: a record labelled only
+    // `42CFRPart2` (no ETH label, no F1x code) matched no category, and a
+    // contained resource's own `ETH` label was not read.
+    let h = Harness::start().await;
+    let p = h.patient();
+    let subject = serde_json::json!({"reference": format!("Patient/{p}")});
+    let label = |code: &str| serde_json::json!({"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": code}]});
+    let store = h.upstream.store();
+    let labelled = store
+        .create(
+            serde_json::json!({"resourceType": "Condition", "meta": label("42CFRPart2"),
+            "subject": subject, "code": {"text": "see program record"}}),
+        )
+        .unwrap();
+    let container = store
+        .create(
+            serde_json::json!({"resourceType": "Encounter", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": subject,
+            "contained": [{"resourceType": "Condition", "id": "dx", "meta": label("ETH"),
+                "subject": subject, "code": {"text": "see program record"}}],
+            "reasonReference": [{"reference": "#dx"}]}),
+        )
+        .unwrap();
+    let client = h.client("maple-primary");
+    for path in [
+        format!("Condition/{}", labelled["id"].as_str().unwrap()),
+        format!("Encounter/{}", container["id"].as_str().unwrap()),
+    ] {
+        let read = client.get(&h.url(&path), "TREAT").await.unwrap();
+        assert_eq!(read.status, 404, "{path}: {}", read.text());
+    }
+    // An unlabelled encounter of the same patient is still released.
+    let plain = store
+        .create(
+            serde_json::json!({"resourceType": "Encounter", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": subject}),
+        )
+        .unwrap();
+    let read = client
+        .get(
+            &h.url(&format!("Encounter/{}", plain["id"].as_str().unwrap())),
+            "TREAT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(read.status, 200, "{}", read.text());
+}

@@ -215,6 +215,9 @@ impl<'a> Scope<'a> {
         // Every coding counts for sensitivity, not only the usual elements
         // the policy's own reader looks at (`Encounter.reasonCode`, contained).
         facts.codes = crate::filter::every_coding(resource);
+        facts
+            .security_labels
+            .extend(crate::filter::contained_labels(resource));
         if self.referral_parties().is_some() {
             // Every patient must be a resolved member; one unresolved
             // patient leaves the answer unknown, which withholds.
@@ -261,6 +264,9 @@ impl<'a> Scope<'a> {
     pub fn is_part2(&self, resource: &Value) -> bool {
         let mut facts = ResourceFacts::from_json(resource);
         facts.codes = crate::filter::every_coding(resource);
+        facts
+            .security_labels
+            .extend(crate::filter::contained_labels(resource));
         self.part2_in(&facts)
     }
 

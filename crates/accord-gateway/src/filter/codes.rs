@@ -17,6 +17,24 @@ pub fn every_coding(resource: &Value) -> Vec<Coding> {
     out
 }
 
+/// The `meta.security` labels of the contained resources: a label on a
+/// contained diagnosis marks the container that carries it.
+pub fn contained_labels(resource: &Value) -> Vec<Coding> {
+    resource
+        .get("contained")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|inner| inner.pointer("/meta/security").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|label| {
+            let system = label.get("system")?.as_str()?;
+            let code = label.get("code")?.as_str()?;
+            Some(Coding::new(system, code))
+        })
+        .collect()
+}
+
 fn collect(value: &Value, out: &mut Vec<Coding>) {
     match value {
         Value::Object(fields) => {
