@@ -9,6 +9,8 @@ Each entry is `(path, kind)`, the path without the type prefix
               children listed inline (a BackboneElement or Element);
   "HumanName" a complex data type: its children are that type's table;
   "#item"     a contentReference: the children of that path in this table.
+A third table lists each resource type's mandatory top-level elements
+(min >= 1), which `_elements` subsetting keeps.
 Choice elements appear as written (`value[x]`) and once per type
 (`valueQuantity`, `valueString`, ...), as they appear in JSON.
 
@@ -98,7 +100,25 @@ def render(resources, types):
     table("RESOURCES", "/// Every R4 resource type's elements, sorted by type, then by path.", resources)
     lines.append("")
     table("DATA_TYPES", "/// Every R4 complex data type's elements, sorted by type, then by path.", types)
+    lines.append("")
+    lines.append("/// Every R4 resource type's mandatory top-level elements (min >= 1), sorted.")
+    lines.append("pub(super) const REQUIRED: &[(&str, &[&str])] = &[")
+    for ty in sorted(resources):
+        names = sorted(required(resources[ty]))
+        listed = ", ".join(f'"{n}"' for n in names)
+        lines.append(f'    ("{ty}", &[{listed}]),')
+    lines.append("];")
     return "\n".join(lines) + "\n"
+
+
+def required(sd):
+    """Top-level element names (`status`, `value[x]`) with min >= 1."""
+    for e in sd["snapshot"]["element"]:
+        eid = e["id"]
+        if ":" in eid or eid.count(".") != 1:
+            continue
+        if e.get("min", 0) >= 1:
+            yield eid.partition(".")[2]
 
 
 def main(argv):

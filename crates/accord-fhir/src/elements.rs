@@ -85,6 +85,17 @@ pub fn is_choice_element(resource_type: &str, name: &str) -> bool {
         .is_some_and(|elements| find(elements, &format!("{name}[x]")).is_some())
 }
 
+/// The mandatory top-level elements of `resource_type` (min ≥ 1), as
+/// written in the definitions (`status`, `value[x]`); empty for an unknown
+/// type.
+pub fn required_elements(resource_type: &str) -> &'static [&'static str] {
+    table::REQUIRED
+        .binary_search_by(|(name, _)| (*name).cmp(resource_type))
+        .ok()
+        .and_then(|i| table::REQUIRED.get(i))
+        .map_or(&[], |(_, names)| *names)
+}
+
 fn lookup(table: Table, ty: &str) -> Option<&'static [(&'static str, &'static str)]> {
     table
         .binary_search_by(|(name, _)| (*name).cmp(ty))

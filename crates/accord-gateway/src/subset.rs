@@ -29,7 +29,8 @@ const SUBSETTED_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v3-Observa
 /// What a partner asked to have left out of each resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subset {
-    /// `_elements`: the elements to keep (besides `id` and `meta`).
+    /// `_elements`: the elements to keep (besides `id`, `meta` and the
+    /// mandatory ones).
     elements: Option<Vec<Element>>,
     /// `_summary=data`: everything but the narrative.
     drop_text: bool,
@@ -165,9 +166,15 @@ impl Subset {
         }
         if let Some(elements) = &self.elements {
             let before = object.len();
+            // Mandatory elements stay whatever was asked (R4 §3.1.1.5.9),
+            // so the subset is still a valid resource.
+            let required = accord_fhir::elements::required_elements(&resource_type);
             object.retain(|key, _| {
                 matches!(key.as_str(), "resourceType" | "id" | "meta")
                     || elements.iter().any(|e| e.keeps(&resource_type, key))
+                    || required
+                        .iter()
+                        .any(|name| element_key(&resource_type, name, key))
             });
             changed |= object.len() != before;
         }
@@ -208,18 +215,25 @@ impl Element {
         {
             return false;
         }
-        let key = key.strip_prefix('_').unwrap_or(key);
-        let name = self.name.strip_suffix("[x]").unwrap_or(&self.name);
-        match key.strip_prefix(name) {
-            Some("") => true,
-            // `status` must not keep `statusReason`: only a choice element
-            // has typed forms.
-            Some(rest) => {
-                rest.starts_with(|c: char| c.is_ascii_uppercase())
-                    && accord_fhir::elements::is_choice_element(resource_type, name)
-            }
-            None => false,
+        element_key(resource_type, &self.name, key)
+    }
+}
+
+/// Whether JSON member `key` of a `resource_type` resource is element
+/// `name`: the name itself, its primitive extension (`_name`), or a choice
+/// element's variant (`value` or `value[x]` keeps `valueQuantity`).
+fn element_key(resource_type: &str, name: &str, key: &str) -> bool {
+    let key = key.strip_prefix('_').unwrap_or(key);
+    let name = name.strip_suffix("[x]").unwrap_or(name);
+    match key.strip_prefix(name) {
+        Some("") => true,
+        // `status` must not keep `statusReason`: only a choice element
+        // has typed forms.
+        Some(rest) => {
+            rest.starts_with(|c: char| c.is_ascii_uppercase())
+                && accord_fhir::elements::is_choice_element(resource_type, name)
         }
+        None => false,
     }
 }
 

@@ -72,6 +72,35 @@ fn elements_keep_what_was_asked_with_id_meta_and_the_subsetted_tag() {
 }
 
 #[test]
+fn mandatory_elements_stay_so_the_subset_is_still_valid() {
+    let (_, subset) = take("_elements=id");
+    let out = apply(&subset.unwrap(), &condition());
+    assert!(out.get("subject").is_some(), "Condition.subject is 1..1");
+    assert!(out.get("code").is_none());
+    let observation = json!({"resourceType": "Observation", "id": "o", "status": "final",
+        "code": {"text": "x"}, "valueQuantity": {"value": 1}, "note": [{"text": "n"}]});
+    let out = apply(&take("_elements=value").1.unwrap(), &observation);
+    let mut keys: Vec<&str> = out
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "code",
+            "id",
+            "meta",
+            "resourceType",
+            "status",
+            "valueQuantity"
+        ]
+    );
+}
+
+#[test]
 fn a_name_keeps_only_its_own_element_or_its_choice_forms() {
     let (_, subset) = take("_elements=clinical,onset");
     let out = apply(&subset.unwrap(), &condition());
@@ -84,7 +113,7 @@ fn type_qualified_elements_apply_to_that_type_only() {
     let (_, subset) = take("_elements=Patient.name,Condition.code");
     let out = apply(&subset.unwrap(), &condition());
     assert!(out.get("code").is_some());
-    assert!(out.get("subject").is_none());
+    assert!(out.get("onsetDateTime").is_none());
 }
 
 #[test]
