@@ -200,7 +200,8 @@ def test_subsetting_does_not_release_part2_data(env, http, upstream, part2_diagn
 @pytest.mark.xfail(
     reason="the Part 2 program labels its own records ETH and R (restricted); the shipped clinical-record "
            "grant lists `part2` but not `restricted`, so they never leave, consent or not, although the "
-           "agreement says Part 2 data leaves where the patient consented (policy decision for the lead)",
+           "agreement says Part 2 data leaves where the patient consented; left failing closed on purpose, "
+           "for counsel to decide (policies/README.md, 'Sensitive data')",
     strict=False,
 )
 def test_the_programs_own_labelled_part2_records_reach_the_consented_recipient(env, http, upstream):
