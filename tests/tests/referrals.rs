@@ -125,6 +125,18 @@ async fn a_referral_cohort_that_cannot_be_resolved_admits_nobody() {
     );
 }
 
+/// A referral ServiceRequest for `patient` from one Organization to another.
+fn referral(patient: &str, from: &str, to: &str) -> Value {
+    serde_json::json!({
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": format!("Patient/{patient}")},
+        "requester": {"reference": format!("Organization/{from}")},
+        "performer": [{"reference": format!("Organization/{to}")}]
+    })
+}
+
 /// A patient with no referral between the two organisations (but with data).
 fn unreferred_patient(h: &Harness) -> String {
     let referred: Vec<String> = h
@@ -203,14 +215,7 @@ async fn a_new_referral_counts() {
     assert_eq!(get(&h, &format!("Patient/{p}")).await.status, 404);
     h.upstream
         .store()
-        .create(serde_json::json!({
-            "resourceType": "ServiceRequest",
-            "status": "active",
-            "intent": "order",
-            "subject": {"reference": format!("Patient/{p}")},
-            "requester": {"reference": format!("Organization/{ORG_PRIMARY}")},
-            "performer": [{"reference": format!("Organization/{ORG_BEHAVIORAL}")}]
-        }))
+        .create(referral(&p, ORG_PRIMARY, ORG_BEHAVIORAL))
         .unwrap();
     // Membership answers are cached for at most a second.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -304,26 +309,12 @@ async fn a_referral_past_the_first_page_counts() {
     let store = h.upstream.store();
     for i in 0..230 {
         store
-            .create(serde_json::json!({
-                "resourceType": "ServiceRequest",
-                "status": "active",
-                "intent": "order",
-                "subject": {"reference": format!("Patient/{p}")},
-                "requester": {"reference": format!("Organization/elsewhere-{i}")},
-                "performer": [{"reference": "Organization/elsewhere"}]
-            }))
+            .create(referral(&p, &format!("elsewhere-{i}"), "elsewhere"))
             .unwrap();
     }
     assert_eq!(get(&h, &format!("Patient/{p}")).await.status, 404);
     store
-        .create(serde_json::json!({
-            "resourceType": "ServiceRequest",
-            "status": "active",
-            "intent": "order",
-            "subject": {"reference": format!("Patient/{p}")},
-            "requester": {"reference": format!("Organization/{ORG_PRIMARY}")},
-            "performer": [{"reference": format!("Organization/{ORG_BEHAVIORAL}")}]
-        }))
+        .create(referral(&p, ORG_PRIMARY, ORG_BEHAVIORAL))
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let read = get(&h, &format!("Patient/{p}")).await;

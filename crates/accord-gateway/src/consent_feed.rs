@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use crate::error::GatewayError;
 use crate::forward::Upstream;
-use crate::paging::{next_link, relative_to, upstream_bases};
+use crate::paging::{entry_resources, next_link, relative_to, upstream_bases};
 use crate::policy_store::PolicyStore;
 
 /// Consents per page asked of the upstream.
@@ -187,12 +187,8 @@ impl ConsentFeed {
             if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
                 return Err(FeedError::NotABundle("no resourceType Bundle".into()));
             }
-            let entries = bundle.get("entry").and_then(Value::as_array);
             resources.extend(
-                entries
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|entry| entry.get("resource"))
+                entry_resources(&bundle)
                     .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Consent"))
                     .cloned(),
             );

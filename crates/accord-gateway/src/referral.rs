@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::error::GatewayError;
 use crate::forward::{Upstream, UpstreamResponse, UpstreamWait};
-use crate::paging::{next_link, relative_to};
+use crate::paging::{entry_resources, next_link, relative_to};
 
 /// How long a membership answer is reused.
 pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(1);
@@ -159,7 +159,7 @@ impl ReferralResolver {
                                 .next(upstream, &self.bases, request_id, waited)
                                 .await?
                             {
-                                members.extend(entries(&bundle).filter_map(|r| {
+                                members.extend(entry_resources(&bundle).filter_map(|r| {
                                     r.pointer(&format!("/{patient_field}/reference"))
                                         .and_then(Value::as_str)
                                         .and_then(patient_id_of_reference)
@@ -213,7 +213,7 @@ impl ReferralResolver {
         for identifier in &partner.identifiers {
             let query = form_query(&[("identifier", identifier.as_str())]);
             let bundle = search(upstream, "Organization", query, request_id, waited).await?;
-            for resource in entries(&bundle) {
+            for resource in entry_resources(&bundle) {
                 if let Some(id) = resource.get("id").and_then(Value::as_str) {
                     found.insert(format!("Organization/{id}"));
                 }
@@ -249,7 +249,7 @@ async fn has_referral(
         ]);
         let mut pages = Pages::new(ty, query);
         while let Some(bundle) = pages.next(upstream, bases, request_id, waited).await? {
-            for resource in entries(&bundle) {
+            for resource in entry_resources(&bundle) {
                 let from = references(resource.get("requester"));
                 let to = references(resource.get(to_field));
                 if between_parties(organizations, &from, &to) {
@@ -414,15 +414,6 @@ fn searchset(response: UpstreamResponse) -> Result<Value, GatewayError> {
         return Err(GatewayError::upstream_invalid());
     }
     Ok(bundle)
-}
-
-fn entries(bundle: &Value) -> impl Iterator<Item = &Value> {
-    bundle
-        .get("entry")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("resource"))
 }
 
 /// The patients (logical ids) every resource in an upstream response
