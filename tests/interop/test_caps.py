@@ -117,3 +117,25 @@ def test_a_response_that_would_exceed_the_resource_cap_is_not_released(env, http
     assert '"resourceType":"Observation"' not in many.text.replace(" ", ""), "nothing of it was released"
     record = {r["seq"]: r for r in _read_audit(env.capped_audit)}[int(many.headers["X-Audit-Seq"])]
     assert f"resources_per_day = {env.cap_resources}" in record["rule"], record["rule"]
+
+
+def test_a_suspended_partner_is_refused_and_audited(env, http, upstream):
+    """North Shore is suspended in this gateway's partners.toml (see `run`);
+    the same request from the same client is served by the main gateway."""
+    patient = _member()
+    served = http("north-clinic", "TREAT").get(f"{env.gateway}/Task", params={"patient": patient}, timeout=30)
+    assert served.status_code == 200, served.text[:300]
+    refused = http("north-clinic", "TREAT").get(f"{env.capped}/Task", params={"patient": patient}, timeout=30)
+    assert refused.status_code == 403, refused.text[:300]
+    outcome = refused.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "forbidden"
+    assert "suspended" in outcome["issue"][0]["diagnostics"]
+    seq = int(refused.headers["X-Audit-Seq"])
+    record = next(r for r in _read_audit(env.capped_audit) if r["seq"] == seq)
+    assert record["partner"] == "north-clinic"
+    # Refused at identification, before any agreement is looked at.
+    assert record["decision"] == "refuse", record
+    assert "suspended" in record["rule"], record
+    assert record["status"] == 403
+    assert not record.get("patients"), "nothing was released"
