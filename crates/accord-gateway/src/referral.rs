@@ -112,7 +112,7 @@ impl ReferralResolver {
     /// Every member of the cohort, for a population search: the patients
     /// of all referrals between the parties' Organizations, every page.
     /// `None` when the list cannot be read whole (a party without an
-    /// Organization, more than [`MAX_PAGES`] pages) — the search is then
+    /// Organization, more than `MAX_PAGES` pages) — the search is then
     /// refused.
     pub async fn all_members(
         &self,
@@ -272,7 +272,7 @@ struct Pages {
     first: Option<(&'static str, SearchParams)>,
     next: Option<String>,
     read: usize,
-    /// Stopped at [`MAX_PAGES`] with more to read.
+    /// Stopped at `MAX_PAGES` with more to read.
     cut_short: bool,
 }
 
