@@ -14,6 +14,12 @@ use super::{INDEX_REQUEST_FILE, Index, IndexError, Located};
 const QUEUE: usize = 256;
 /// Most records merged from queued batches into one index write.
 const COALESCE: usize = 8192;
+/// How long the indexer gathers batches before one index write. At low
+/// rates the writer hands over one record per `fdatasync`; written one by
+/// one they cost sled a batch each (≈40 % of the gateway's CPU per read in
+/// the 2 KB read profile). Queries lose nothing by the wait: they catch the
+/// index up from the log first.
+const LINGER: Duration = Duration::from_millis(250);
 const TICK: Duration = Duration::from_millis(200);
 const RETRY: Duration = Duration::from_secs(10);
 /// A request file older than this was left by a tool that died.
@@ -104,10 +110,12 @@ impl Indexer {
         loop {
             let batch = match rx.recv_timeout(TICK) {
                 Ok(mut batch) => {
-                    // One backend batch for everything queued: sled's cost
-                    // is per batch as much as per key.
+                    // One backend batch for everything that arrives within
+                    // LINGER: sled's cost is per batch as much as per key.
+                    let deadline = Instant::now() + LINGER;
                     while batch.len() < COALESCE {
-                        match rx.try_recv() {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match rx.recv_timeout(left) {
                             Ok(more) => batch.extend(more),
                             Err(_) => break,
                         }
