@@ -208,16 +208,10 @@ impl<'a> Scope<'a> {
         let Some(obligations) = self.obligations else {
             return (ResourceVerdict::Release, Sensitivity::new());
         };
-        let mut facts = ResourceFacts::from_json(resource);
+        let mut facts = sensitivity_facts(resource);
         // The compartment table finds patients on every path R4 defines,
         // more than the policy's own reader looks at.
         facts.patients = patients.iter().map(|p| format!("Patient/{p}")).collect();
-        // Every coding counts for sensitivity, not only the usual elements
-        // the policy's own reader looks at (`Encounter.reasonCode`, contained).
-        facts.codes = crate::filter::every_coding(resource);
-        facts
-            .security_labels
-            .extend(crate::filter::contained_labels(resource));
         if self.referral_parties().is_some() {
             // Every patient must be a resolved member; one unresolved
             // patient leaves the answer unknown, which withholds.
@@ -262,12 +256,7 @@ impl<'a> Scope<'a> {
     /// in a Part 2 category of the policy (the category `part2`, or one
     /// defined by the `ETH` label) by its codes or labels.
     pub fn is_part2(&self, resource: &Value) -> bool {
-        let mut facts = ResourceFacts::from_json(resource);
-        facts.codes = crate::filter::every_coding(resource);
-        facts
-            .security_labels
-            .extend(crate::filter::contained_labels(resource));
-        self.part2_in(&facts)
+        self.part2_in(&sensitivity_facts(resource))
     }
 
     fn part2_in(&self, facts: &ResourceFacts) -> bool {
@@ -301,4 +290,17 @@ fn is_part2_category(category: &Category) -> bool {
             .security_labels
             .iter()
             .any(|l| l.system == ACT_CODE && l.code == "ETH")
+}
+
+/// The policy's facts about `resource`, with every coding (not only the
+/// usual elements the policy's own reader looks at: `Encounter.reasonCode`,
+/// contained resources) and the contained resources' labels, so sensitivity
+/// is judged on everything the resource carries.
+fn sensitivity_facts(resource: &Value) -> ResourceFacts {
+    let mut facts = ResourceFacts::from_json(resource);
+    facts.codes = crate::filter::every_coding(resource);
+    facts
+        .security_labels
+        .extend(crate::filter::contained_labels(resource));
+    facts
 }

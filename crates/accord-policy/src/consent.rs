@@ -97,20 +97,29 @@ pub struct ConsentQuery<'a> {
     pub at: OffsetDateTime,
 }
 
+/// Consents grouped by patient, each patient's newest first (the order in
+/// which they are decided).
+pub(crate) fn by_patient_newest_first(
+    consents: impl IntoIterator<Item = Consent>,
+) -> HashMap<String, Vec<Consent>> {
+    let mut by_patient: HashMap<String, Vec<Consent>> = HashMap::new();
+    for consent in consents {
+        by_patient
+            .entry(consent.patient.clone())
+            .or_default()
+            .push(consent);
+    }
+    for list in by_patient.values_mut() {
+        list.sort_by_key(|c| std::cmp::Reverse(c.date_time));
+    }
+    by_patient
+}
+
 // === impl ConsentIndex ===
 
 impl ConsentIndex {
     pub fn new(consents: impl IntoIterator<Item = Consent>) -> Self {
-        let mut by_patient: HashMap<String, Vec<Consent>> = HashMap::new();
-        for consent in consents {
-            by_patient
-                .entry(consent.patient.clone())
-                .or_default()
-                .push(consent);
-        }
-        for list in by_patient.values_mut() {
-            list.sort_by_key(|c| std::cmp::Reverse(c.date_time));
-        }
+        let by_patient = by_patient_newest_first(consents);
         ConsentIndex {
             by_patient: Arc::new(by_patient),
             pulled: Arc::default(),

@@ -32,17 +32,9 @@ pub struct RejectedConsent {
 
 impl PulledConsents {
     pub fn new(consents: impl IntoIterator<Item = Consent>) -> Self {
-        let mut by_patient: HashMap<String, Vec<Consent>> = HashMap::new();
-        for consent in consents {
-            by_patient
-                .entry(consent.patient.clone())
-                .or_default()
-                .push(consent);
+        PulledConsents {
+            by_patient: super::by_patient_newest_first(consents),
         }
-        for list in by_patient.values_mut() {
-            list.sort_by_key(|c| std::cmp::Reverse(c.date_time));
-        }
-        PulledConsents { by_patient }
     }
 
     /// Compiles one Consent resource as the upstream served it. `origin`
