@@ -19,10 +19,10 @@
 
 use accord_fhir::request::{SearchParams, base_name, modifier};
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::GatewayError;
-use crate::filter::Releasable;
+use crate::filter::{Releasable, add_meta_coding};
 
 const SUBSETTED_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue";
 
@@ -239,29 +239,7 @@ fn element_key(resource_type: &str, name: &str, key: &str) -> bool {
 
 /// Tags the resource `SUBSETTED` (FHIR R4 §3.1.1.5.9), once.
 fn mark_subsetted(object: &mut Map<String, Value>) {
-    let meta = object
-        .entry("meta")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Some(meta) = meta.as_object_mut() else {
-        return;
-    };
-    let tags = meta
-        .entry("tag")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    let Some(tags) = tags.as_array_mut() else {
-        return;
-    };
-    let tagged = tags.iter().any(|t| {
-        t.get("system").and_then(Value::as_str) == Some(SUBSETTED_SYSTEM)
-            && t.get("code").and_then(Value::as_str) == Some("SUBSETTED")
-    });
-    if !tagged {
-        tags.push(json!({
-            "system": SUBSETTED_SYSTEM,
-            "code": "SUBSETTED",
-            "display": "subsetted"
-        }));
-    }
+    add_meta_coding(object, "tag", (SUBSETTED_SYSTEM, "SUBSETTED", "subsetted"));
 }
 
 #[cfg(test)]

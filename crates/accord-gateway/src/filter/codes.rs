@@ -7,7 +7,7 @@
 //! diagnosis in `Encounter.reasonCode` leave without the Part 2 checks.
 
 use accord_policy::Coding;
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 /// Every `system` + `code` pair anywhere in `resource` (Codings, and the
 /// codings of CodeableConcepts, at any depth, contained resources included).
@@ -33,6 +33,33 @@ pub fn contained_labels(resource: &Value) -> Vec<Coding> {
             Some(Coding::new(system, code))
         })
         .collect()
+}
+
+/// Adds the coding `system|code` to the list `meta.<list>` (`security`,
+/// `tag`) of a resource, once; creates `meta` and the list if missing and
+/// leaves a `meta` or list of another shape alone.
+pub fn add_meta_coding(
+    resource: &mut Map<String, Value>,
+    list: &str,
+    (system, code, display): (&str, &str, &str),
+) {
+    let meta = resource
+        .entry("meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
+    let codings = meta.entry(list).or_insert_with(|| Value::Array(Vec::new()));
+    let Some(codings) = codings.as_array_mut() else {
+        return;
+    };
+    let present = codings.iter().any(|c| {
+        c.get("system").and_then(Value::as_str) == Some(system)
+            && c.get("code").and_then(Value::as_str) == Some(code)
+    });
+    if !present {
+        codings.push(json!({"system": system, "code": code, "display": display}));
+    }
 }
 
 fn collect(value: &Value, out: &mut Vec<Coding>) {

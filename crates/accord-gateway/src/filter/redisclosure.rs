@@ -15,9 +15,10 @@
 //!   meaning.
 
 use http::HeaderValue;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::Releasable;
+use super::codes::add_meta_coding;
 use crate::error::GatewayError;
 use crate::scope::Scope;
 
@@ -117,29 +118,11 @@ pub fn add_labels(resource: &mut Value) {
     let Some(fields) = resource.as_object_mut() else {
         return;
     };
-    let meta = fields
-        .entry("meta")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Some(meta) = meta.as_object_mut() else {
-        return;
-    };
-    let security = meta
-        .entry("security")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    let Some(labels) = security.as_array_mut() else {
-        return;
-    };
     for (code, display) in [
         (PART2_POLICY, "42 CFR Part2"),
         (NO_REDISCLOSURE, "no redisclosure without consent directive"),
     ] {
-        let present = labels.iter().any(|l| {
-            l.get("system").and_then(Value::as_str) == Some(ACT_CODE)
-                && l.get("code").and_then(Value::as_str) == Some(code)
-        });
-        if !present {
-            labels.push(json!({"system": ACT_CODE, "code": code, "display": display}));
-        }
+        add_meta_coding(fields, "security", (ACT_CODE, code, display));
     }
 }
 
