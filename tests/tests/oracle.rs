@@ -28,7 +28,7 @@ use std::fmt::Write as _;
 use accord_e2e::Harness;
 use accord_fhir::ResourceType;
 use accord_fhir::compartment::{PatientLinks, is_patient_data, patient_links};
-use accord_policy::{Coding, PolicySet};
+use accord_policy::{CodeText, Coding, PolicySet, ResourceFacts};
 use accord_testkit::client::PartnerResponse;
 use accord_testkit::population;
 use serde_json::{Value, json};
@@ -364,17 +364,30 @@ struct Oracle<'a> {
 }
 
 /// Every coding (`system` + `code`) anywhere in `value`.
-fn all_codings(value: &Value, out: &mut Vec<Coding>) {
+fn all_codings(value: &Value, out: &mut Vec<Coding>, texts: &mut Vec<CodeText>) {
     match value {
         Value::Object(fields) => {
-            if let (Some(Value::String(s)), Some(Value::String(c))) =
-                (fields.get("system"), fields.get("code"))
-            {
+            let system = fields.get("system").and_then(Value::as_str);
+            if let (Some(s), Some(Value::String(c))) = (system, fields.get("code")) {
                 out.push(Coding::new(s, c));
             }
-            fields.values().for_each(|v| all_codings(v, out));
+            // Display words of a coding, and plain texts, for the
+            // categories' display terms.
+            if let Some(Value::String(d)) = fields.get("display") {
+                texts.push(CodeText {
+                    system: system.map(str::to_owned),
+                    text: d.to_lowercase(),
+                });
+            }
+            if let Some(Value::String(t)) = fields.get("text") {
+                texts.push(CodeText {
+                    system: None,
+                    text: t.to_lowercase(),
+                });
+            }
+            fields.values().for_each(|v| all_codings(v, out, texts));
         }
-        Value::Array(items) => items.iter().for_each(|v| all_codings(v, out)),
+        Value::Array(items) => items.iter().for_each(|v| all_codings(v, out, texts)),
         _ => {}
     }
 }
@@ -471,15 +484,37 @@ impl Oracle<'_> {
             }
         }
         let mut codes = Vec::new();
-        all_codings(resource, &mut codes);
+        let mut code_texts = Vec::new();
+        all_codings(resource, &mut codes, &mut code_texts);
         let labels: Vec<Coding> = resource["meta"]["security"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|l| Some(Coding::new(l["system"].as_str()?, l["code"].as_str()?)))
             .collect();
+        let covered = self
+            .policies
+            .categories()
+            .flat_map(|c| c.systems())
+            .any(|system| codes.iter().any(|c| c.system == system));
+        if !covered
+            && accord_policy::agreement::UNCLASSIFIED_WITHHELD_BY_DEFAULT.contains(&ty_name)
+            && !labels.iter().any(|l| {
+                self.policies
+                    .categories()
+                    .any(|c| c.security_labels.contains(l))
+            })
+        {
+            return Some(format!("unclassifiable {ty_name}"));
+        }
+        let facts = ResourceFacts {
+            codes,
+            code_texts,
+            security_labels: labels,
+            ..ResourceFacts::default()
+        };
         for category in self.policies.categories() {
-            if !category.matches(&codes, &labels) {
+            if !category.matches(&facts) {
                 continue;
             }
             let id = category.id.as_str();

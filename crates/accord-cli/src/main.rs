@@ -12,6 +12,7 @@ mod demo;
 mod logging;
 mod output;
 mod policy_cmd;
+mod sensitivity_cmd;
 mod serve;
 
 /// Accord: a FHIR R4 gateway that shares patient data between partner
@@ -35,7 +36,7 @@ enum Command {
         #[command(subcommand)]
         command: config_cmd::ConfigCommand,
     },
-    /// Policy tools for legal teams: check, explain, diff, test, show.
+    /// Policy tools for legal teams: check, explain, diff, test, show, sensitivity scan.
     Policy {
         #[command(subcommand)]
         command: policy_cmd::PolicyCommand,
@@ -92,7 +93,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Audit { command } => audit_cmd::run(command),
             Command::Config { command } => config_cmd::run(command),
-            Command::Policy { command } => policy_cmd::run(command),
+            Command::Policy { command } => policy_cmd::run(command).await,
             Command::Serve {
                 config,
                 listen,

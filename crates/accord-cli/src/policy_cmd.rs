@@ -69,6 +69,11 @@ pub enum PolicyCommand {
         #[arg(long, default_value = "policies")]
         dir: PathBuf,
     },
+    /// Sensitivity tables: `scan` the upstream's codes for gaps.
+    Sensitivity {
+        #[command(subcommand)]
+        command: crate::sensitivity_cmd::SensitivityCommand,
+    },
     /// Render an agreement for people (Markdown, or HTML with --html).
     Show {
         agreement: String,
@@ -79,8 +84,13 @@ pub enum PolicyCommand {
     },
 }
 
-pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
+pub async fn run(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
+        PolicyCommand::Sensitivity { command } => {
+            let crate::sensitivity_cmd::SensitivityCommand::Scan { dir, .. } = &command;
+            let set = load(dir)?;
+            crate::sensitivity_cmd::run(command, set).await
+        }
         PolicyCommand::Check { dir } => check(&dir),
         PolicyCommand::Explain {
             partner,

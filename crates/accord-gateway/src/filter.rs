@@ -14,7 +14,7 @@ use crate::scope::Scope;
 
 mod bundle;
 mod capabilities;
-mod codes;
+mod meta;
 mod prune;
 mod redact;
 pub mod redisclosure;
@@ -23,7 +23,7 @@ mod scan;
 mod verdict;
 
 pub use bundle::{empty_searchset, filter_bundle};
-pub use codes::{add_meta_coding, contained_labels, every_coding};
+pub use meta::add_meta_coding;
 pub use redact::redact;
 pub use report::{Counts, ReleaseReport};
 pub use verdict::{Verdict, WithholdReason, verdict};

@@ -20,6 +20,8 @@ pub mod error;
 pub mod filter;
 pub mod forward;
 pub mod identify;
+pub mod lookup;
+pub mod medications;
 pub mod metrics;
 pub mod narrow;
 pub mod paging;

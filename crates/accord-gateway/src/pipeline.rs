@@ -32,6 +32,7 @@ use crate::filter::redisclosure::attach_notice;
 use crate::filter::{Checks, Releasable, empty_searchset, filter, gateway_made};
 use crate::forward::Upstream;
 use crate::identify::identify;
+use crate::medications::{read_medications, referenced_medications};
 use crate::narrow::{Narrowing, check_shape, named_patients, narrow};
 use crate::parse::{parse_purpose, parse_request};
 use crate::policy_store::PolicyStore;
@@ -252,6 +253,17 @@ impl Gateway {
             let patients = patients_in_response(&upstream.body);
             self.resolve_referrals(&scope, &policies, parties, patients, ctx)
                 .await?;
+        }
+        let medications = referenced_medications(&upstream.body);
+        if !medications.is_empty() {
+            let found = read_medications(
+                &self.upstream,
+                &medications,
+                &ctx.request_id,
+                &mut ctx.upstream_wait,
+            )
+            .await;
+            scope.learn_medications(found);
         }
         let checks = match fhir.interaction {
             Interaction::Capabilities => Checks::Capabilities(&scope),

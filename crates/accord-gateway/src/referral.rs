@@ -12,14 +12,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use accord_fhir::SearchParams;
 use accord_fhir::compartment::{PatientLinks, patient_id_of_reference, patient_links};
-use accord_fhir::{FhirRequest, Interaction, Method, ResourceType, SearchParams};
 use accord_policy::{PartnerId, PolicySet};
-use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::GatewayError;
-use crate::forward::{Upstream, UpstreamResponse, UpstreamWait};
+use crate::forward::{Upstream, UpstreamWait};
+use crate::lookup::{form_query, search, searchset};
 use crate::paging::{entry_resources, next_link, relative_to};
 
 /// How long a membership answer is reused.
@@ -371,49 +371,6 @@ fn cache_key(organizations: &BTreeMap<PartnerId, BTreeSet<String>>) -> String {
         })
         .collect::<Vec<_>>()
         .join(";")
-}
-
-fn form_query(pairs: &[(&str, &str)]) -> SearchParams {
-    let mut params = SearchParams::default();
-    for (name, value) in pairs {
-        params.push(name, value);
-    }
-    params
-}
-
-/// One upstream search, rebuilt through the same typed request as a
-/// partner's; anything but a 200 searchset is an error.
-async fn search(
-    upstream: &Upstream,
-    ty: &str,
-    params: SearchParams,
-    request_id: &str,
-    waited: &mut UpstreamWait,
-) -> Result<Value, GatewayError> {
-    let ty = ResourceType::parse(ty).map_err(|_| GatewayError::internal())?;
-    let request = FhirRequest {
-        method: Method::Get,
-        interaction: Interaction::SearchType { ty },
-        params,
-    };
-    let response = upstream
-        .send(&request, Bytes::new(), None, request_id, waited)
-        .await?;
-    searchset(response)
-}
-
-/// A 200 searchset, or an error.
-fn searchset(response: UpstreamResponse) -> Result<Value, GatewayError> {
-    if !response.status.is_success() {
-        tracing::warn!(status = %response.status, "referral lookup refused upstream");
-        return Err(GatewayError::upstream_invalid());
-    }
-    let bundle: Value =
-        serde_json::from_slice(&response.body).map_err(|_| GatewayError::upstream_invalid())?;
-    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-        return Err(GatewayError::upstream_invalid());
-    }
-    Ok(bundle)
 }
 
 /// The patients (logical ids) every resource in an upstream response

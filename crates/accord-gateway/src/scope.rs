@@ -42,6 +42,10 @@ pub struct Scope<'a> {
     /// Referral-cohort membership resolved for this request (patient id →
     /// member); a patient not in here is outside.
     referral_members: Mutex<HashMap<String, bool>>,
+    /// The `Medication`s that prescriptions in the response name by
+    /// reference (`Medication/<id>` → resource), read for this request; a
+    /// prescription whose Medication is not here cannot be classified.
+    medications: Mutex<HashMap<String, Value>>,
     /// Whether a resource in a 42 CFR Part 2 category was released (the
     /// §2.32 notice must go with the response).
     part2_released: AtomicBool,
@@ -65,6 +69,7 @@ impl<'a> Scope<'a> {
             obligations,
             permitted: Mutex::new(HashMap::new()),
             referral_members: Mutex::new(HashMap::new()),
+            medications: Mutex::new(HashMap::new()),
             part2_released: AtomicBool::new(false),
         }
     }
@@ -193,6 +198,28 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// Records the Medications read for this request, by `Medication/<id>`.
+    pub fn learn_medications(&self, found: HashMap<String, Value>) {
+        if let Ok(mut known) = self.medications.lock() {
+            known.extend(found);
+        }
+    }
+
+    /// The facts of `resource`, with the codes of the Medication it names
+    /// by reference when that was read for this request.
+    fn facts(&self, resource: &Value) -> ResourceFacts {
+        let mut facts = ResourceFacts::of(resource);
+        let medication = facts
+            .medication_reference
+            .as_deref()
+            .and_then(crate::medications::medication_key)
+            .and_then(|key| self.medications.lock().ok()?.get(&key).cloned());
+        if let Some(medication) = medication {
+            facts.add_referenced(&medication);
+        }
+        facts
+    }
+
     fn referral_member(&self, patient_id: &str) -> Option<bool> {
         self.referral_members
             .lock()
@@ -208,9 +235,8 @@ impl<'a> Scope<'a> {
         let Some(obligations) = self.obligations else {
             return (ResourceVerdict::Release, Sensitivity::new());
         };
-        let mut facts = sensitivity_facts(resource);
-        // The compartment table finds patients on every path R4 defines,
-        // more than the policy's own reader looks at.
+        let mut facts = self.facts(resource);
+        // The patients the filter placed (and checked for reach).
         facts.patients = patients.iter().map(|p| format!("Patient/{p}")).collect();
         if self.referral_parties().is_some() {
             // Every patient must be a resolved member; one unresolved
@@ -233,8 +259,8 @@ impl<'a> Scope<'a> {
             let mut part2 = labelled_part2(&facts);
             sensitivity = self
                 .policies
-                .categories()
-                .filter(|c| c.matches(&facts.codes, &facts.security_labels))
+                .categories_of(&facts)
+                .into_iter()
                 .inspect(|c| part2 |= is_part2_category(c))
                 .map(|c| c.id.clone())
                 .collect();
@@ -256,7 +282,7 @@ impl<'a> Scope<'a> {
     /// in a Part 2 category of the policy (the category `part2`, or one
     /// defined by the `ETH` label) by its codes or labels.
     pub fn is_part2(&self, resource: &Value) -> bool {
-        self.part2_in(&sensitivity_facts(resource))
+        self.part2_in(&self.facts(resource))
     }
 
     fn part2_in(&self, facts: &ResourceFacts) -> bool {
@@ -265,7 +291,7 @@ impl<'a> Scope<'a> {
                 .policies
                 .categories()
                 .filter(|c| is_part2_category(c))
-                .any(|c| c.matches(&facts.codes, &facts.security_labels))
+                .any(|c| c.matches(facts))
     }
 
     /// Whether the filter released Part 2 data in this response.
@@ -290,17 +316,4 @@ fn is_part2_category(category: &Category) -> bool {
             .security_labels
             .iter()
             .any(|l| l.system == ACT_CODE && l.code == "ETH")
-}
-
-/// The policy's facts about `resource`, with every coding (not only the
-/// usual elements the policy's own reader looks at: `Encounter.reasonCode`,
-/// contained resources) and the contained resources' labels, so sensitivity
-/// is judged on everything the resource carries.
-fn sensitivity_facts(resource: &Value) -> ResourceFacts {
-    let mut facts = ResourceFacts::from_json(resource);
-    facts.codes = crate::filter::every_coding(resource);
-    facts
-        .security_labels
-        .extend(crate::filter::contained_labels(resource));
-    facts
 }

@@ -12,7 +12,7 @@ use crate::source::Written;
 
 mod file;
 
-pub(crate) use file::{AgreementFile, ForbidEntry, GrantEntry};
+pub(crate) use file::{AgreementFile, ForbidEntry, GrantEntry, UnclassifiedEntry};
 
 /// A data-use agreement, compiled from one file in `policies/agreements/`
 /// (or one instance of a template).
@@ -29,6 +29,11 @@ pub struct Agreement {
     pub purposes: BTreeSet<Purpose>,
     pub grants: Vec<Grant>,
     pub forbids: Vec<Forbid>,
+    /// Types whose resources the sensitivity tables cannot classify (no
+    /// code in a covered code system) are withheld under this agreement:
+    /// [`UNCLASSIFIED_WITHHELD_BY_DEFAULT`] unless its `[unclassified]`
+    /// table says otherwise.
+    pub unclassified_withheld: BTreeSet<ResourceType>,
     /// The file it came from, for explanations.
     pub source: String,
     /// The template it was instantiated from, if any.
@@ -39,6 +44,17 @@ pub struct Agreement {
     pub expires_written: Written,
     pub purposes_written: Written,
 }
+
+/// The types whose unclassifiable resources an agreement withholds unless
+/// it says otherwise: problems and medications are where Part 2 and HIV
+/// data live, and a local code there could be either (fail closed).
+pub const UNCLASSIFIED_WITHHELD_BY_DEFAULT: &[&str] = &[
+    "Condition",
+    "MedicationRequest",
+    "MedicationStatement",
+    "MedicationDispense",
+    "MedicationAdministration",
+];
 
 /// The lifecycle state of an agreement. Only `active` grants anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

@@ -83,7 +83,7 @@ impl FixtureCounts {
                 let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
                     continue;
                 };
-                let facts = crate::obligations::ResourceFacts::from_json(&value);
+                let facts = crate::facts::ResourceFacts::of(&value);
                 let Some(ty) = facts.resource_type else {
                     continue;
                 };

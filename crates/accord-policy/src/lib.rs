@@ -27,12 +27,14 @@ pub mod diff;
 pub mod elements;
 pub mod explain;
 pub mod export;
+pub mod facts;
 pub mod ids;
 pub mod lint;
 pub mod load;
 pub mod obligations;
 pub mod partner;
 pub mod render;
+pub mod scan;
 pub mod schema;
 pub mod sensitivity;
 pub mod source;
@@ -47,11 +49,10 @@ pub use consent::{
     RejectedConsent, UnknownActor,
 };
 pub use decide::{AccessRequest, Decision, Deny, DenyReason, Permit};
+pub use facts::{CodeText, ResourceFacts};
 pub use ids::{AgreementId, CategoryId, CohortId, GrantId, InvalidPolicyId, PartnerId};
 pub use load::{PolicyErrors, PolicySources};
-pub use obligations::{
-    Obligations, ResourceFacts, ResourceVerdict, RuleKind, RuleRef, WithholdReason,
-};
+pub use obligations::{Obligations, ResourceVerdict, RuleKind, RuleRef, WithholdReason};
 pub use partner::{Partner, PartnerStatus, SpkiPin};
 pub use sensitivity::{Category, Coding};
 pub use source::{Location, PolicyError, SourceFile, Written};

@@ -17,7 +17,6 @@ use std::collections::BTreeSet;
 
 use accord_fhir::{Purpose, ResourceType};
 use serde::Serialize;
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::PolicySet;
@@ -25,8 +24,9 @@ use crate::agreement::{Agreement, Caps, Forbid, Grant, SearchConstraint};
 use crate::cohort::CohortMembers;
 use crate::consent::{ConsentIndex, ConsentQuery, ConsentRule};
 use crate::decide::AccessRequest;
+use crate::facts::ResourceFacts;
 use crate::ids::{AgreementId, CategoryId, CohortId, PartnerId};
-use crate::sensitivity::Coding;
+use crate::sensitivity::Category;
 use crate::version::PolicyVersion;
 
 /// The conditions attached to a permit.
@@ -50,6 +50,11 @@ pub struct Obligations {
     pub sensitive_forbidden: BTreeSet<CategoryId>,
     pub caps: Caps,
     pub population_search: bool,
+    /// Types whose resources are withheld when none of their codes is in
+    /// a code system the sensitivity tables cover (the agreement's
+    /// `[unclassified]`, or the built-in default).
+    #[serde(serialize_with = "ser_types")]
+    pub unclassified_withheld: BTreeSet<ResourceType>,
     /// The rules that produced this decision, grant first.
     pub rules: Vec<RuleRef>,
     pub policy_version: PolicyVersion,
@@ -74,21 +79,6 @@ pub enum RuleKind {
     Consent,
 }
 
-/// What the filter knows about one resource.
-#[derive(Debug, Clone, Default)]
-pub struct ResourceFacts {
-    pub resource_type: Option<ResourceType>,
-    /// The patients whose compartment holds it (`Patient/123`).
-    pub patients: Vec<String>,
-    /// Codes (`code`, `category`, `valueCodeableConcept`, ...).
-    pub codes: Vec<Coding>,
-    /// `meta.security`.
-    pub security_labels: Vec<Coding>,
-    /// For referral cohorts, whether the gateway found a referral between
-    /// the parties for the patient; `None` when it did not look.
-    pub in_referral_cohort: Option<bool>,
-}
-
 /// What to do with one resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", content = "detail", rename_all = "lowercase")]
@@ -106,10 +96,24 @@ pub enum WithholdReason {
     TypeNotGranted,
     OutsideCohort,
     CohortUnresolved,
-    PatientOptedOut { consent: String },
-    SensitiveNotGranted { category: CategoryId },
-    SensitiveForbidden { category: CategoryId },
-    SensitiveWithoutConsent { category: CategoryId },
+    PatientOptedOut {
+        consent: String,
+    },
+    SensitiveNotGranted {
+        category: CategoryId,
+    },
+    SensitiveForbidden {
+        category: CategoryId,
+    },
+    SensitiveWithoutConsent {
+        category: CategoryId,
+    },
+    /// A prescription names its drug by a `Medication` the gateway could
+    /// not read: it cannot be classified.
+    MedicationUnknown,
+    /// None of its codes is in a code system the sensitivity tables cover,
+    /// and the agreement withholds such resources of this type.
+    Unclassified,
 }
 
 fn ser_display<S: serde::Serializer, T: std::fmt::Debug + AsStr>(
@@ -181,7 +185,7 @@ impl Obligations {
     pub(crate) fn of(
         set: &PolicySet,
         request: &AccessRequest<'_>,
-        _agreement: &Agreement,
+        agreement: &Agreement,
         grant: &Grant,
         forbidden: BTreeSet<CategoryId>,
         rules: Vec<RuleRef>,
@@ -202,6 +206,7 @@ impl Obligations {
             sensitive_forbidden: forbidden,
             caps: grant.caps,
             population_search: grant.population_search,
+            unclassified_withheld: agreement.unclassified_withheld.clone(),
             rules,
             policy_version: set.version.clone(),
         }
@@ -213,91 +218,6 @@ impl Obligations {
             .iter()
             .filter(move |c| c.resource == ty)
             .flat_map(|c| &c.params)
-    }
-}
-
-// === impl ResourceFacts ===
-
-impl ResourceFacts {
-    /// Reads the facts the policy needs from a FHIR resource: its type,
-    /// compartment patients (`subject`, `patient`, `for`, `beneficiary`, or
-    /// itself), codes of `code`, `category`, `type`, `class`,
-    /// `valueCodeableConcept`, and `meta.security`.
-    pub fn from_json(resource: &Value) -> Self {
-        let resource_type = resource
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .and_then(|t| ResourceType::parse(t).ok());
-        let mut patients = Vec::new();
-        if resource_type == Some(ResourceType::PATIENT)
-            && let Some(id) = resource.get("id").and_then(Value::as_str)
-        {
-            patients.push(format!("Patient/{id}"));
-        }
-        for key in ["subject", "patient", "for", "beneficiary"] {
-            // `get`, not a formatted JSON pointer: this runs for every
-            // resource a filter releases.
-            if let Some(r) = resource
-                .get(key)
-                .and_then(|element| element.get("reference"))
-                .and_then(Value::as_str)
-                && r.starts_with("Patient/")
-            {
-                patients.push(r.to_owned());
-            }
-        }
-        let mut codes = Vec::new();
-        for key in [
-            "code",
-            "category",
-            "type",
-            "class",
-            "valueCodeableConcept",
-            "vaccineCode",
-        ] {
-            match resource.get(key) {
-                Some(Value::Array(items)) => items.iter().for_each(|c| codings(c, &mut codes)),
-                Some(c) => codings(c, &mut codes),
-                None => {}
-            }
-        }
-        let mut security_labels = Vec::new();
-        for label in resource
-            .pointer("/meta/security")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let (Some(s), Some(c)) = (
-                label.get("system").and_then(Value::as_str),
-                label.get("code").and_then(Value::as_str),
-            ) {
-                security_labels.push(Coding::new(s, c));
-            }
-        }
-        ResourceFacts {
-            resource_type,
-            patients,
-            codes,
-            security_labels,
-            in_referral_cohort: None,
-        }
-    }
-}
-
-fn codings(concept: &Value, out: &mut Vec<Coding>) {
-    // A Coding directly (Encounter.class) or a CodeableConcept.
-    let list = match concept.get("coding").and_then(Value::as_array) {
-        Some(list) => list.iter().collect::<Vec<_>>(),
-        None => vec![concept],
-    };
-    for c in list {
-        if let (Some(s), Some(code)) = (
-            c.get("system").and_then(Value::as_str),
-            c.get("code").and_then(Value::as_str),
-        ) {
-            out.push(Coding::new(s, code));
-        }
     }
 }
 
@@ -361,8 +281,14 @@ impl PolicySet {
                 });
             }
         }
+        if facts.medication_unknown() {
+            return Withhold(WithholdReason::MedicationUnknown);
+        }
+        if obligations.unclassified_withheld.contains(&ty) && !self.classifiable(facts) {
+            return Withhold(WithholdReason::Unclassified);
+        }
         for category in self.categories.values() {
-            if !category.matches(&facts.codes, &facts.security_labels) {
+            if !category.matches(facts) {
                 continue;
             }
             let id = category.id.clone();
@@ -397,6 +323,32 @@ impl PolicySet {
         } else {
             ResourceVerdict::Redact(paths)
         }
+    }
+}
+
+impl PolicySet {
+    /// Whether the sensitivity tables can classify a resource: one of its
+    /// codes is in a code system some category covers, or it carries a
+    /// category's security label. Otherwise its sensitivity is unknown.
+    pub fn classifiable(&self, facts: &ResourceFacts) -> bool {
+        let categories = || self.categories.values();
+        facts
+            .codes
+            .iter()
+            .any(|c| categories().any(|cat| cat.systems().any(|s| s == c.system)))
+            || facts
+                .security_labels
+                .iter()
+                .any(|l| categories().any(|cat| cat.security_labels.contains(l)))
+    }
+
+    /// The sensitivity categories a resource falls in (for the audit
+    /// record and the sensitivity scan), in category order.
+    pub fn categories_of(&self, facts: &ResourceFacts) -> Vec<&Category> {
+        self.categories
+            .values()
+            .filter(|c| c.matches(facts))
+            .collect()
     }
 }
 

@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::facts::{CodeText, ResourceFacts};
 use crate::ids::CategoryId;
 
 /// A coded value, `system|code`.
@@ -39,6 +40,11 @@ pub struct CodeSet {
     pub codes: BTreeSet<String>,
     /// Inclusive; a range `F10`–`F19` also covers `F19.20` (descendants).
     pub ranges: Vec<(String, String)>,
+    /// Lower-cased words matched, as whole words, in the display of a
+    /// coding of this system or in a concept's plain text: an RxNorm
+    /// product not listed still names its ingredient ("buprenorphine 8 MG
+    /// Sublingual Tablet"). A match only ever withholds more.
+    pub terms: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +52,8 @@ pub struct CodeSet {
 pub(crate) struct SensitivityFile {
     #[serde(default)]
     pub category: Vec<CategoryEntry>,
+    #[serde(default)]
+    pub extend: Vec<ExtendEntry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +70,20 @@ pub(crate) struct CategoryEntry {
     pub codes: Vec<CodeSetEntry>,
 }
 
+/// Codes, terms or labels added to a category defined in another file
+/// (a privacy officer's own additions beside the shipped tables).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExtendEntry {
+    pub category: toml::Spanned<CategoryId>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub security_labels: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    pub codes: Vec<CodeSetEntry>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CodeSetEntry {
@@ -70,6 +92,8 @@ pub(crate) struct CodeSetEntry {
     pub codes: Vec<String>,
     #[serde(default)]
     pub ranges: Vec<toml::Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub terms: Vec<toml::Spanned<String>>,
 }
 
 /// The shipped default categories.
@@ -104,18 +128,43 @@ impl fmt::Display for Coding {
 // === impl Category ===
 
 impl Category {
-    /// Whether data carrying these codes and labels falls in this category.
-    pub fn matches(&self, codes: &[Coding], labels: &[Coding]) -> bool {
-        labels.iter().any(|l| self.security_labels.contains(l))
-            || codes
+    /// Whether a resource with these facts falls in this category: by a
+    /// security label, a listed code, or a display term.
+    pub fn matches(&self, facts: &ResourceFacts) -> bool {
+        facts
+            .security_labels
+            .iter()
+            .any(|l| self.security_labels.contains(l))
+            || facts
+                .codes
                 .iter()
                 .any(|c| self.codes.iter().any(|set| set.contains(c)))
+            || facts
+                .code_texts
+                .iter()
+                .any(|t| self.codes.iter().any(|set| set.names(t)))
+    }
+
+    /// The code systems this category's tables cover.
+    pub fn systems(&self) -> impl Iterator<Item = &str> {
+        self.codes.iter().map(|set| set.system.as_str())
     }
 }
 
 // === impl CodeSet ===
 
 impl CodeSet {
+    /// Whether `text` (a display of this system's coding, or a plain text)
+    /// names one of the terms as whole words.
+    pub fn names(&self, text: &CodeText) -> bool {
+        if text.system.as_deref().is_some_and(|s| s != self.system) {
+            return false;
+        }
+        self.terms
+            .iter()
+            .any(|term| contains_words(&text.text, term))
+    }
+
     pub fn contains(&self, coding: &Coding) -> bool {
         if coding.system != self.system {
             return false;
@@ -132,6 +181,17 @@ impl CodeSet {
                 && (code().cmp(normalise(hi)).is_le() || starts_with(code(), normalise(hi)))
         })
     }
+}
+
+/// Whether `phrase` occurs in `text` with no letter or digit right before
+/// or after it ("methadone" in "methadone 10 MG", not in "methadonex").
+fn contains_words(text: &str, phrase: &str) -> bool {
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    text.match_indices(phrase).any(|(at, _)| {
+        let before = text.get(..at).and_then(|s| s.chars().next_back());
+        let after = text.get(at + phrase.len()..).and_then(|s| s.chars().next());
+        !is_word(before) && !is_word(after)
+    })
 }
 
 /// ICD-style codes compare without the dot and case-insensitively.
@@ -155,6 +215,7 @@ mod tests {
             system: "icd".into(),
             codes: BTreeSet::new(),
             ranges: vec![("F10".into(), "F19".into())],
+            terms: Vec::new(),
         };
         let c = |code: &str| Coding::new("icd", code);
         assert!(set.contains(&c("F10")));
@@ -165,5 +226,33 @@ mod tests {
         assert!(!set.contains(&Coding::new("snomed", "F10")));
         assert!(set.contains(&c("f1.9")), "without the dot, any case");
         assert!(!set.contains(&c("F1")), "shorter than the low end");
+    }
+
+    #[test]
+    fn display_terms_match_whole_words_of_their_system_or_plain_text() {
+        let set = CodeSet {
+            system: "rx".into(),
+            codes: BTreeSet::new(),
+            ranges: Vec::new(),
+            terms: vec![
+                "buprenorphine".into(),
+                "human immunodeficiency virus".into(),
+            ],
+        };
+        let t = |system: Option<&str>, text: &str| CodeText {
+            system: system.map(str::to_owned),
+            text: text.into(),
+        };
+        assert!(set.names(&t(Some("rx"), "buprenorphine 8 mg sublingual tablet")));
+        assert!(set.names(&t(None, "suboxone (buprenorphine/naloxone)")));
+        assert!(set.names(&t(None, "human immunodeficiency virus infection")));
+        assert!(
+            !set.names(&t(Some("other"), "buprenorphine")),
+            "another system's display"
+        );
+        assert!(
+            !set.names(&t(Some("rx"), "norbuprenorphine")),
+            "not a whole word"
+        );
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! Kept: the string values of [`KEPT`] keys: `resourceType` and `id`
 //! (types, contained resources, the Patient compartment), `reference`
-//! (patients, contained references) and `system` + `code` (codes for
-//! sensitivity, `meta.security` labels), and the objects and arrays on the
+//! (patients, contained references), `system` + `code` (codes for
+//! sensitivity, `meta.security` labels) and `display` + `text` (the words
+//! a category's display terms match), and the objects and arrays on the
 //! way to them (so element paths still lead where they did). An object or
 //! array member with nothing kept inside (`text`, `valueQuantity`) is left
 //! out, which saves most of the tree's allocations; array items are always
@@ -25,7 +26,15 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::{Map, Value};
 
 /// Keys whose string values are kept.
-const KEPT: &[&str] = &["resourceType", "id", "reference", "system", "code"];
+const KEPT: &[&str] = &[
+    "resourceType",
+    "id",
+    "reference",
+    "system",
+    "code",
+    "display",
+    "text",
+];
 
 /// The key serde_json uses for a number under `arbitrary_precision`.
 const ARBITRARY_PRECISION_NUMBER: &str = "$serde_json::private::Number";
@@ -177,9 +186,9 @@ mod tests {
             pruned,
             json!({
                 "resourceType": "Observation", "id": "o1",
-                "meta": {"security": [{"system": "s", "code": "ETH"}]},
-                "code": {"coding": [{"system": "http://loinc.org", "code": "1-8"}]},
-                "subject": {"reference": "Patient/p1"},
+                "meta": {"security": [{"system": "s", "code": "ETH", "display": "x"}]},
+                "code": {"coding": [{"system": "http://loinc.org", "code": "1-8", "display": "d"}], "text": "t"},
+                "subject": {"reference": "Patient/p1", "display": "Jane"},
                 "contained": [{"resourceType": "Medication", "id": "m"}, {}]
             })
         );

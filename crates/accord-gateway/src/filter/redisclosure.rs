@@ -18,7 +18,7 @@ use http::HeaderValue;
 use serde_json::{Value, json};
 
 use super::Releasable;
-use super::codes::add_meta_coding;
+use super::meta::add_meta_coding;
 use crate::error::GatewayError;
 use crate::scope::Scope;
 

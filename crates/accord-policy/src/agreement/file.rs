@@ -24,6 +24,8 @@ pub(crate) struct AgreementFile {
     pub grant: Vec<GrantEntry>,
     #[serde(default)]
     pub forbid: Vec<ForbidEntry>,
+    #[serde(default)]
+    pub unclassified: Option<UnclassifiedEntry>,
     /// Cohorts declared here are compiled with the other cohorts.
     #[serde(default)]
     #[allow(dead_code)]
@@ -56,6 +58,16 @@ pub(crate) struct GrantEntry {
     #[serde(default)]
     #[allow(dead_code)]
     pub note: Option<String>,
+}
+
+/// What happens to resources the sensitivity tables cannot classify.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UnclassifiedEntry {
+    #[serde(default)]
+    pub withhold: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub release: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,7 @@ use super::dates::{Boundary, to_instant};
 use super::others::parse_checked;
 use crate::agreement::{
     Agreement, AgreementFile, Caps, Forbid, ForbidEntry, Grant, GrantEntry, SearchConstraint, Term,
+    UNCLASSIFIED_WITHHELD_BY_DEFAULT, UnclassifiedEntry,
 };
 use crate::cohort::Cohort;
 use crate::elements;
@@ -143,10 +144,13 @@ pub(crate) fn compile_agreement(
         forbids.push(compile_forbid(entry, &parties, refs, &mut e));
     }
 
+    let unclassified_withheld = unclassified(&mut e, file.unclassified.as_ref());
+
     if errors.len() > before {
         return None;
     }
     Some(Agreement {
+        unclassified_withheld,
         written: source.written(file.id.span()),
         expires_written: source.written(file.expires.span()),
         purposes_written: source.written(file.purposes.span()),
@@ -175,6 +179,35 @@ fn purposes(e: &mut Errors<'_>, list: &[toml::Spanned<String>]) -> BTreeSet<Purp
             Err(err) => e.at(p.span(), err.to_string(), "use HL7 v3 PurposeOfUse codes: TREAT, ETREAT, CAREMGT, COC, HPAYMT, HOPERAT, HQUALIMP, PUBHLTH, HRESCH, ..."),
         }
     }
+    out
+}
+
+/// The types withheld when unclassifiable: the default, plus `withhold`,
+/// less `release`.
+fn unclassified(e: &mut Errors<'_>, entry: Option<&UnclassifiedEntry>) -> BTreeSet<ResourceType> {
+    let mut out: BTreeSet<ResourceType> = UNCLASSIFIED_WITHHELD_BY_DEFAULT
+        .iter()
+        .filter_map(|t| ResourceType::parse(t).ok())
+        .collect();
+    let Some(entry) = entry else {
+        return out;
+    };
+    let withhold = resource_types(e, &entry.withhold);
+    let release = resource_types(e, &entry.release);
+    for r in &entry.release {
+        if ResourceType::parse(r.get_ref()).is_ok_and(|t| withhold.contains(&t)) {
+            e.at(
+                r.span(),
+                format!(
+                    "`{}` is both withheld and released when unclassified",
+                    r.get_ref()
+                ),
+                "name each type in one list only",
+            );
+        }
+    }
+    out.extend(withhold);
+    out.retain(|t| !release.contains(t));
     out
 }
 

@@ -6,7 +6,7 @@ use crate::cohort::{Cohort, CohortEntry, CohortFile, CohortMembers, InlineCohort
 use crate::ids::{CategoryId, CohortId, PartnerId};
 use crate::partner::{Partner, PartnerEntry, PartnersFile, SpkiPin};
 use crate::schema::{self, SchemaKind};
-use crate::sensitivity::{Category, CodeSet, Coding, SensitivityFile};
+use crate::sensitivity::{Category, CodeSet, CodeSetEntry, Coding, SensitivityFile};
 use crate::source::{PolicyError, SourceFile};
 use crate::spans::SpannedDoc;
 
@@ -108,6 +108,7 @@ pub(crate) fn compile_categories(
     errors: &mut Vec<PolicyError>,
 ) -> BTreeMap<CategoryId, Category> {
     let mut out = BTreeMap::new();
+    let mut extensions = Vec::new();
     for source in sources {
         let Some(file) = parse_checked::<SensitivityFile>(source, SchemaKind::Sensitivity, errors)
         else {
@@ -119,42 +120,12 @@ pub(crate) fn compile_categories(
                 errors.push(source.error_hint(
                     Some(entry.id.span()),
                     format!("sensitivity category `{id}` is defined twice"),
-                    "category ids must be unique across policies/sensitivity/",
+                    "category ids must be unique across policies/sensitivity/; to add codes to a category defined elsewhere, use an [[extend]] table",
                 ));
                 continue;
             }
-            let mut labels = BTreeSet::new();
-            for label in &entry.security_labels {
-                match Coding::parse(label.get_ref()) {
-                    Some(c) => {
-                        labels.insert(c);
-                    }
-                    None => errors.push(source.error_hint(
-                        Some(label.span()),
-                        format!("`{}` is not `system|code`", label.get_ref()),
-                        "e.g. http://terminology.hl7.org/CodeSystem/v3-ActCode|ETH",
-                    )),
-                }
-            }
-            let mut codes = Vec::new();
-            for set in entry.codes {
-                let mut ranges = Vec::new();
-                for range in set.ranges {
-                    match range.get_ref().as_slice() {
-                        [lo, hi] if lo <= hi => ranges.push((lo.clone(), hi.clone())),
-                        _ => errors.push(source.error_hint(
-                            Some(range.span()),
-                            "a range is `[low, high]` with low <= high".to_owned(),
-                            "e.g. [\"F10\", \"F19\"]",
-                        )),
-                    }
-                }
-                codes.push(CodeSet {
-                    system: set.system,
-                    codes: set.codes.into_iter().collect(),
-                    ranges,
-                });
-            }
+            let security_labels = compile_labels(source, &entry.security_labels, errors);
+            let codes = compile_code_sets(source, entry.codes, errors);
             out.insert(
                 id.clone(),
                 Category {
@@ -162,14 +133,99 @@ pub(crate) fn compile_categories(
                     name: entry.name,
                     sources: entry.sources,
                     requires_consent: entry.requires_consent,
-                    security_labels: labels,
+                    security_labels,
                     codes,
                     source: source.name.clone(),
                 },
             );
         }
+        extensions.extend(file.extend.into_iter().map(|e| (source, e)));
+    }
+    // Extensions apply after every file is read, so a privacy officer's
+    // own file may extend a category whatever the file names' order.
+    for (source, extension) in extensions {
+        let id = extension.category.get_ref();
+        let Some(category) = out.get_mut(id) else {
+            errors.push(source.error_hint(
+                Some(extension.category.span()),
+                format!("there is no sensitivity category `{id}` to extend"),
+                "extend one of the categories defined in policies/sensitivity/ (e.g. part2, hiv-sti)",
+            ));
+            continue;
+        };
+        category
+            .security_labels
+            .extend(compile_labels(source, &extension.security_labels, errors));
+        category
+            .codes
+            .extend(compile_code_sets(source, extension.codes, errors));
+        if !extension.sources.is_empty() {
+            category.sources.extend(extension.sources);
+        }
     }
     out
+}
+
+fn compile_labels(
+    source: &SourceFile,
+    list: &[toml::Spanned<String>],
+    errors: &mut Vec<PolicyError>,
+) -> BTreeSet<Coding> {
+    let mut labels = BTreeSet::new();
+    for label in list {
+        match Coding::parse(label.get_ref()) {
+            Some(c) => {
+                labels.insert(c);
+            }
+            None => errors.push(source.error_hint(
+                Some(label.span()),
+                format!("`{}` is not `system|code`", label.get_ref()),
+                "e.g. http://terminology.hl7.org/CodeSystem/v3-ActCode|ETH",
+            )),
+        }
+    }
+    labels
+}
+
+fn compile_code_sets(
+    source: &SourceFile,
+    sets: Vec<CodeSetEntry>,
+    errors: &mut Vec<PolicyError>,
+) -> Vec<CodeSet> {
+    let mut codes = Vec::new();
+    for set in sets {
+        let mut ranges = Vec::new();
+        for range in set.ranges {
+            match range.get_ref().as_slice() {
+                [lo, hi] if lo <= hi => ranges.push((lo.clone(), hi.clone())),
+                _ => errors.push(source.error_hint(
+                    Some(range.span()),
+                    "a range is `[low, high]` with low <= high".to_owned(),
+                    "e.g. [\"F10\", \"F19\"]",
+                )),
+            }
+        }
+        let mut terms = Vec::new();
+        for term in set.terms {
+            let words = term.get_ref().trim().to_lowercase();
+            if words.chars().filter(|c| c.is_alphanumeric()).count() < 3 {
+                errors.push(source.error_hint(
+                    Some(term.span()),
+                    format!("the display term `{}` is too short to match safely", term.get_ref()),
+                    "use a drug or condition name of at least three letters, e.g. \"buprenorphine\"",
+                ));
+                continue;
+            }
+            terms.push(words);
+        }
+        codes.push(CodeSet {
+            system: set.system,
+            codes: set.codes.into_iter().collect(),
+            ranges,
+            terms,
+        });
+    }
+    codes
 }
 
 pub(crate) fn compile_cohorts(

@@ -22,7 +22,7 @@ fn permit(set: &PolicySet, partner: &str, purpose: &str, line: &str) -> Obligati
 }
 
 fn condition(patient: &str, icd: &str) -> ResourceFacts {
-    let mut facts = ResourceFacts::from_json(&json!({
+    let mut facts = ResourceFacts::of(&json!({
         "resourceType": "Condition",
         "subject": {"reference": patient},
         "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": icd}]}
@@ -101,7 +101,7 @@ fn redactions_forbidden_categories_and_cohorts_apply_per_resource() {
             .count(),
         1
     );
-    let patient = ResourceFacts::from_json(&json!({"resourceType": "Patient", "id": "pat-0001"}));
+    let patient = ResourceFacts::of(&json!({"resourceType": "Patient", "id": "pat-0001"}));
     assert_eq!(
         set.check_resource(&plan, &patient, &consents, at),
         ResourceVerdict::Redact(vec![
@@ -111,7 +111,7 @@ fn redactions_forbidden_categories_and_cohorts_apply_per_resource() {
             "Patient.contact".into()
         ])
     );
-    let outside = ResourceFacts::from_json(&json!({"resourceType": "Patient", "id": "pat-0002"}));
+    let outside = ResourceFacts::of(&json!({"resourceType": "Patient", "id": "pat-0002"}));
     assert_eq!(
         set.check_resource(&plan, &outside, &consents, at),
         ResourceVerdict::Withhold(WithholdReason::OutsideCohort)
@@ -124,13 +124,13 @@ fn redactions_forbidden_categories_and_cohorts_apply_per_resource() {
             category: CategoryId::parse("hiv-sti").unwrap()
         })
     );
-    let med = ResourceFacts::from_json(&json!({"resourceType": "MedicationRequest"}));
+    let med = ResourceFacts::of(&json!({"resourceType": "MedicationRequest"}));
     assert_eq!(
         set.check_resource(&plan, &med, &consents, at),
         ResourceVerdict::Withhold(WithholdReason::TypeNotGranted)
     );
     // A security label is enough to make data sensitive.
-    let labelled = ResourceFacts::from_json(&json!({
+    let labelled = ResourceFacts::of(&json!({
         "resourceType": "Observation",
         "subject": {"reference": "Patient/pat-0001"},
         "meta": {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}]}

@@ -194,6 +194,14 @@ pub(crate) const TYPES: &[(&str, &[ParamDef])] = &[
         ],
     ),
     (
+        "Medication",
+        &[
+            p("identifier", Token, &["identifier"]),
+            p("code", Token, &["code"]),
+            p("status", Token, &["status"]),
+        ],
+    ),
+    (
         "MedicationRequest",
         &[
             p("identifier", Token, &["identifier"]),
@@ -207,6 +215,18 @@ pub(crate) const TYPES: &[(&str, &[ParamDef])] = &[
             p("date", Date, &["authoredOn"]),
             p("requester", Reference, &["requester"]),
             p("encounter", Reference, &["encounter"]),
+            p("medication", Reference, &["medicationReference"]),
+        ],
+    ),
+    (
+        "MedicationStatement",
+        &[
+            p("identifier", Token, &["identifier"]),
+            p("patient", Reference, &["subject"]),
+            p("subject", Reference, &["subject"]),
+            p("code", Token, &["medicationCodeableConcept"]),
+            p("status", Token, &["status"]),
+            p("medication", Reference, &["medicationReference"]),
         ],
     ),
     (

@@ -141,7 +141,7 @@ pub(crate) const OPIOID_DEPENDENCE: Diagnosis = Diagnosis {
 };
 pub(crate) const CANNABIS_DEPENDENCE: Diagnosis = Diagnosis {
     icd10: "F12.20",
-    snomed: None,
+    snomed: Some(("85005007", "Cannabis dependence")),
     display: "Cannabis dependence, uncomplicated",
     sensitivity: Sensitivity::SubstanceUse,
     medication: None,
