@@ -78,9 +78,27 @@ pub enum AuditError {
     NotCovered { seq: u64, size: u64 },
     #[error("signing key: {0}")]
     Key(String),
+    /// The record is larger than the log accepts ([`segment::MAX_RECORD`]);
+    /// nothing was written and the log goes on. The gateway answers 503
+    /// and may append a smaller refusal record instead.
+    #[error(
+        "audit record of {bytes} bytes is over the limit of {limit} bytes; nothing was written"
+    )]
+    TooLarge { bytes: u64, limit: u64 },
 }
 
 impl AuditError {
+    /// The refusal for a record payload of `bytes` bytes, if over the limit
+    /// the reader also applies (one constant for both).
+    pub(crate) fn check_size(bytes: usize) -> Result<(), AuditError> {
+        let bytes = bytes as u64;
+        let limit = u64::from(segment::MAX_RECORD);
+        if bytes > limit {
+            return Err(AuditError::TooLarge { bytes, limit });
+        }
+        Ok(())
+    }
+
     pub(crate) fn io(action: &'static str, source: std::io::Error) -> Self {
         AuditError::Io { action, source }
     }

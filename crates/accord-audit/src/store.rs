@@ -222,6 +222,16 @@ impl AuditStore {
         record.seq = 0;
         // Serialized here, on the appender's thread, not on the writer's.
         let encoded = writer::Encoded::new(&record);
+        // Refused before anything is queued: a record the reader would call
+        // damage must never reach the log.
+        let longest = match &encoded {
+            Some(encoded) => encoded.longest(),
+            None => serde_json::to_vec(&record)
+                .map_err(|e| AuditError::io("encode audit record", std::io::Error::other(e)))?
+                .len()
+                .saturating_add(writer::SEQ_DIGITS),
+        };
+        AuditError::check_size(longest)?;
         self.send(writer::Msg::Append(Box::new(writer::Append {
             record,
             encoded,

