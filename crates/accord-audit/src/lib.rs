@@ -33,7 +33,8 @@ pub use record::{
     AgreementRef, AuditRecord, DecisionKind, PatientRelease, RECORD_SCHEMA_VERSION, Receipt,
     TypeCounts,
 };
-pub use store::recover::{LogContents, read_checkpoint_log, read_records};
+pub use store::checkpoints::{CheckpointLog, read_checkpoint_log};
+pub use store::recover::{LogContents, read_records};
 pub use store::{AuditStore, OpenReport, StoreOptions, TornTail, read_log};
 pub use tail::Follower;
 pub use verify::{Problem, VerifyOptions, VerifyReport, verify};

@@ -24,6 +24,7 @@ use crate::record::{AuditRecord, Receipt};
 use crate::segment::SEGMENTS_DIR;
 use crate::{AppendDone, AuditError, AuditSink};
 
+pub mod checkpoints;
 pub mod recover;
 mod writer;
 

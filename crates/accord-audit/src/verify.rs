@@ -13,7 +13,7 @@ use crate::AuditError;
 use crate::merkle::{Hash, Tree, verify_consistency};
 use crate::note::{Checkpoint, Verifier};
 use crate::segment::{self, Tail};
-use crate::store::recover::read_checkpoint_log;
+use crate::store::checkpoints::{CheckpointLog, read_checkpoint_log};
 use crate::store::{LATEST_CHECKPOINT_FILE, TornTail};
 
 /// What to check against.
@@ -84,14 +84,18 @@ pub fn verify(
     // Checkpoints before segments: a checkpoint is written only after the
     // records it signs are durable, so a log still being written (a running
     // gateway) never shows a checkpoint larger than the segments read.
-    let (notes, torn) = match read_checkpoint_log(dir) {
-        Ok(found) => found,
-        Err(AuditError::Corrupt(what)) => {
-            report.problem("checkpoints.log", what);
-            (Vec::new(), 0)
-        }
-        Err(e) => return Err(e),
-    };
+    let CheckpointLog {
+        notes,
+        torn,
+        skipped,
+        ..
+    } = read_checkpoint_log(dir)?;
+    for (offset, bytes) in skipped {
+        report.problem(
+            format!("checkpoints.log offset {offset}"),
+            format!("{bytes} bytes that are not a checkpoint, with checkpoints after them (a failed write, or damage)"),
+        );
+    }
     let latest_note = std::fs::read_to_string(dir.join(LATEST_CHECKPOINT_FILE));
     let tree = verify_segments(dir, &mut report)?;
     report.records = tree.size();

@@ -103,3 +103,50 @@ fn an_oversized_record_is_refused_and_the_log_goes_on() {
     assert_eq!(opened.records, 4);
     assert_eq!(store.append(&record(5)).unwrap().seq, 5);
 }
+
+#[test]
+fn a_torn_checkpoint_entry_with_checkpoints_after_it_does_not_stop_the_store() {
+    let (_tmp, dir, key) = log_with(3);
+    // What the old writer left after a full disk: part of an entry, then
+    // complete checkpoints appended after it.
+    let path = dir.join("checkpoints.log");
+    let mut bytes = fs::read(&path).unwrap();
+    let good = bytes.len();
+    let last_entry = bytes.clone();
+    bytes.extend_from_slice(&last_entry[..20]);
+    bytes.extend_from_slice(&last_entry);
+    fs::write(&path, &bytes).unwrap();
+    let (store, _) = AuditStore::open_with(&dir, options(&key)).unwrap();
+    store.append(&record(3)).unwrap();
+    store.checkpoint().unwrap();
+    store.close();
+    let after = fs::read(&path).unwrap();
+    assert_eq!(after[..bytes.len()], bytes[..], "complete entries are kept");
+    let report = verify(&dir, &key.verifier(), &VerifyOptions::default()).unwrap();
+    assert_eq!(report.records, 4);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(
+        report.problems[0]
+            .location
+            .contains(&format!("offset {good}")),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn an_unfinished_last_checkpoint_entry_is_cut_before_the_next() {
+    let (_tmp, dir, key) = log_with(3);
+    let path = dir.join("checkpoints.log");
+    let mut bytes = fs::read(&path).unwrap();
+    let good = bytes.len();
+    bytes.extend_from_slice(&[200, 1, 0, 0, 1, 2, 3, 4, b'x']);
+    fs::write(&path, &bytes).unwrap();
+    let (store, _) = AuditStore::open_with(&dir, options(&key)).unwrap();
+    assert_eq!(fs::read(&path).unwrap().len(), good);
+    store.append(&record(3)).unwrap();
+    store.checkpoint().unwrap();
+    store.close();
+    let report = verify(&dir, &key.verifier(), &VerifyOptions::default()).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+}

@@ -70,7 +70,7 @@ fn base() -> Base {
     store.close();
     let checkpoints = read_checkpoint_log(&path)
         .unwrap()
-        .0
+        .notes
         .into_iter()
         .map(|(_, note)| (Checkpoint::parse_note(&note).unwrap().size, note))
         .collect();

@@ -9,7 +9,7 @@ use crate::merkle::Tree;
 use crate::note::Verifier;
 use crate::record::AuditRecord;
 use crate::segment::{self, Frame, SEGMENTS_DIR, SegmentFile, Tail, segment_name};
-use crate::store::{CHECKPOINTS_FILE, LATEST_CHECKPOINT_FILE, sync_dir};
+use crate::store::{LATEST_CHECKPOINT_FILE, sync_dir};
 
 /// An interrupted write found at the end of the active segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,8 @@ pub(crate) struct Recovered {
     pub segments: usize,
     pub torn: Option<TornTail>,
     pub checkpoint_size: u64,
+    /// Where the next entry of `checkpoints.log` goes.
+    pub checkpoints_len: u64,
 }
 
 /// Everything in a log, read without changing it.
@@ -141,21 +143,7 @@ pub(crate) fn recover(dir: &Path, verifier: &Verifier) -> Result<Recovered, Audi
         );
         active_len = torn.offset;
     }
-    let (_, torn_checkpoint) = read_checkpoint_log(dir)?;
-    if torn_checkpoint > 0 {
-        let path = dir.join(CHECKPOINTS_FILE);
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| AuditError::io("open checkpoints", e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| AuditError::io("stat checkpoints", e))?
-            .len();
-        file.set_len(len.saturating_sub(torn_checkpoint))
-            .and_then(|()| file.sync_all())
-            .map_err(|e| AuditError::io("cut torn checkpoint", e))?;
-    }
+    let checkpoints = crate::store::checkpoints::recover(dir)?;
     let checkpoint_size = check_latest(dir, verifier, &log.tree)?;
     Ok(Recovered {
         tree: log.tree,
@@ -164,6 +152,7 @@ pub(crate) fn recover(dir: &Path, verifier: &Verifier) -> Result<Recovered, Audi
         segments: segments.len().max(1),
         torn: log.torn,
         checkpoint_size,
+        checkpoints_len: checkpoints.good_len,
     })
 }
 
@@ -190,45 +179,4 @@ fn check_latest(dir: &Path, verifier: &Verifier, tree: &Tree) -> Result<u64, Aud
             tree.size()
         ))),
     }
-}
-
-/// Every note in `checkpoints.log`, in order, and the bytes of an
-/// interrupted final write (ignored).
-pub fn read_checkpoint_log(dir: &Path) -> Result<(Vec<(u64, String)>, u64), AuditError> {
-    let path = dir.join(CHECKPOINTS_FILE);
-    let bytes = match segment::read_file(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(AuditError::io("read checkpoints", e)),
-    };
-    let mut notes = Vec::new();
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        let frame = bytes
-            .get(pos..pos + 8)
-            .and_then(|h| {
-                let len = u32::from_le_bytes(h.get(..4)?.try_into().ok()?) as usize;
-                let crc = u32::from_le_bytes(h.get(4..)?.try_into().ok()?);
-                Some((len, crc))
-            })
-            .and_then(|(len, crc)| Some((bytes.get(pos + 8..pos + 8 + len)?, crc)));
-        let Some((payload, crc)) = frame else {
-            return Ok((notes, (bytes.len() - pos) as u64));
-        };
-        let end = pos + 8 + payload.len();
-        if crc32fast::hash(payload) != crc {
-            if end == bytes.len() {
-                return Ok((notes, payload.len() as u64 + 8));
-            }
-            return Err(corrupt(format!(
-                "{}: offset {pos}: checksum does not match",
-                path.display()
-            )));
-        }
-        let note = String::from_utf8(payload.to_vec())
-            .map_err(|_| corrupt(format!("{}: offset {pos}: not text", path.display())))?;
-        notes.push((pos as u64, note));
-        pos = end;
-    }
-    Ok((notes, 0))
 }

@@ -15,7 +15,7 @@
 //!   them off.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -27,8 +27,9 @@ use crate::merkle::{Hash, Tree, leaf_hash};
 use crate::note::{Checkpoint, Signer};
 use crate::record::AuditRecord;
 use crate::segment::{SEGMENTS_DIR, SegmentFile, encode_frame, header, segment_name};
+use crate::store::checkpoints::Appender;
 use crate::store::recover::Recovered;
-use crate::store::{CHECKPOINTS_FILE, LATEST_CHECKPOINT_FILE, sync_dir, write_durably};
+use crate::store::{LATEST_CHECKPOINT_FILE, sync_dir, write_durably};
 
 pub(crate) enum Msg {
     Append(Box<Append>),
@@ -113,6 +114,7 @@ pub(crate) struct Writer {
     dirty: bool,
     checkpoint_size: u64,
     checkpoint_at: Instant,
+    checkpoints: Appender,
 }
 
 // === impl Writer ===
@@ -120,6 +122,7 @@ pub(crate) struct Writer {
 impl Writer {
     pub fn start(config: Config, recovered: Recovered, signer: Signer) -> Result<Self, AuditError> {
         let file = open_segment(&recovered.active)?;
+        let checkpoints = Appender::open(&config.dir, recovered.checkpoints_len)?;
         let reserved = file
             .metadata()
             .map_err(|e| AuditError::io("stat segment", e))?
@@ -134,6 +137,7 @@ impl Writer {
             file,
             len: recovered.active_len,
             dirty: false,
+            checkpoints,
             checkpoint_size: recovered.checkpoint_size,
             checkpoint_at: Instant::now(),
         })
@@ -340,13 +344,7 @@ impl Writer {
         let note = self.signer.sign(&cp);
         let mut frame = Vec::with_capacity(note.len() + 8);
         encode_frame(note.as_bytes(), &mut frame);
-        let path = self.config.dir.join(CHECKPOINTS_FILE);
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(&frame).and_then(|()| f.sync_data()))
-            .map_err(|e| AuditError::io("append checkpoint", e))?;
+        self.checkpoints.append(&frame)?;
         write_durably(
             &self.config.dir.join(LATEST_CHECKPOINT_FILE),
             note.as_bytes(),
