@@ -17,6 +17,7 @@ pub mod index;
 pub mod merkle;
 pub mod note;
 pub mod proof;
+pub mod quarantine;
 pub mod query;
 pub mod record;
 pub mod report;
@@ -34,8 +35,10 @@ pub use record::{
     TypeCounts,
 };
 pub use store::checkpoints::{CheckpointLog, read_checkpoint_log};
-pub use store::recover::{LogContents, read_records};
-pub use store::{AuditStore, OpenReport, StoreOptions, TornTail, read_log};
+pub use store::{
+    AuditStore, DamagedRange, LogContents, OpenReport, StoreOptions, TornTail, read_log,
+    read_records,
+};
 pub use tail::Follower;
 pub use verify::{Problem, VerifyOptions, VerifyReport, verify};
 

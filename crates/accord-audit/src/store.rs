@@ -25,10 +25,11 @@ use crate::segment::SEGMENTS_DIR;
 use crate::{AppendDone, AuditError, AuditSink};
 
 pub mod checkpoints;
+pub mod read;
 pub mod recover;
 mod writer;
 
-pub use recover::{TornTail, read_log};
+pub use read::{DamagedRange, LogContents, TornTail, read_log, read_records};
 
 pub const KEY_FILE: &str = "signing.key";
 pub const PUBLIC_KEY_FILE: &str = "signing.pub";
@@ -228,7 +229,7 @@ impl AuditStore {
         let longest = match &encoded {
             Some(encoded) => encoded.longest(),
             None => serde_json::to_vec(&record)
-                .map_err(|e| AuditError::io("encode audit record", std::io::Error::other(e)))?
+                .map_err(|e| AuditError::io("encode audit record", io::Error::other(e)))?
                 .len()
                 .saturating_add(writer::SEQ_DIGITS),
         };
