@@ -286,6 +286,7 @@ impl Index {
     pub fn catch_up(&self) -> Result<u64, IndexError> {
         let mut next = self.next_seq()?;
         let start = next;
+        let mut skipped = 0;
         let segments = segment::list(&self.dir)
             .map_err(io_err("list segments"))?
             .map_err(|d| IndexError::Log(d.to_string()))?;
@@ -295,9 +296,27 @@ impl Index {
             .unwrap_or(0);
         for seg in segments.iter().skip(from) {
             let bytes = segment::read_file(&seg.path).map_err(io_err("read segment"))?;
-            let scan = segment::scan(seg, &bytes).map_err(|d| IndexError::Log(d.to_string()))?;
+            let scan = segment::scan(seg, &bytes);
+            let name = segment_name(seg.first_seq);
+            let damage: Vec<_> = scan
+                .damaged
+                .iter()
+                .map(|d| damage_entry(&name, d))
+                .collect();
+            if !damage.is_empty() {
+                self.backend.write_batch(damage)?;
+            }
             let mut batch = Vec::with_capacity(CATCH_UP_BATCH);
-            for frame in scan.frames.into_iter().filter(|f| f.seq >= next) {
+            let from = next;
+            for frame in scan.frames.into_iter().filter(|f| f.seq >= from) {
+                if frame.seq > next + batch.len() as u64 {
+                    // Unreadable records before this one: index around them.
+                    self.add(&batch)?;
+                    batch.clear();
+                    skipped += frame.seq - self.next_seq()?;
+                    self.skip_to(frame.seq)?;
+                    next = frame.seq;
+                }
                 let record: AuditRecord = serde_json::from_slice(&frame.payload)
                     .map_err(|e| IndexError::Log(format!("record {}: {e}", frame.seq)))?;
                 batch.push(Located {
@@ -314,7 +333,28 @@ impl Index {
             next = self.next_seq()?;
         }
         self.backend.flush()?;
-        Ok(next - start)
+        Ok(next - start - skipped)
+    }
+
+    /// Moves past records the log cannot read (never listed).
+    fn skip_to(&self, seq: u64) -> Result<(), IndexError> {
+        if seq > self.next_seq()? {
+            self.backend
+                .write_batch(vec![(keys::META_NEXT.to_vec(), seq.to_be_bytes().to_vec())])?;
+        }
+        Ok(())
+    }
+
+    /// The unreadable stretches of the log met while indexing, in words
+    /// ("records 150–150 unreadable: checksum mismatch in segment …, byte
+    /// offset 186248"): the answers of queries and reports leave them out.
+    pub fn damaged(&self) -> Result<Vec<String>, IndexError> {
+        Ok(self
+            .backend
+            .scan(&[keys::DAMAGE], Some(&[keys::DAMAGE + 1]))?
+            .into_iter()
+            .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
+            .collect())
     }
 
     /// Drops every index entry and rebuilds from the log.
@@ -383,6 +423,26 @@ impl Index {
         borrowed.catch_up()?;
         Ok(borrowed)
     }
+}
+
+/// The index entry naming one damaged stretch (keyed by where it is, so
+/// meeting it again rewrites the same entry).
+fn damage_entry(segment: &str, d: &segment::Damaged) -> (Vec<u8>, Vec<u8>) {
+    let records = match d.count {
+        Some(0) => "bytes that are no record".to_owned(),
+        Some(n) => format!("records {}–{} unreadable", d.first_seq, d.first_seq + n - 1),
+        None => format!(
+            "records {} to the end of the segment unreadable",
+            d.first_seq
+        ),
+    };
+    let text = format!(
+        "{records}: {} in segment {segment}, byte offset {}",
+        d.what, d.offset
+    );
+    let mut key = keys::bytes_prefix(keys::DAMAGE, segment.as_bytes());
+    key.extend_from_slice(&d.offset.to_be_bytes());
+    (key, text.into_bytes())
 }
 
 /// Reads and checks the frame at `offset` of segment `segment`.

@@ -17,6 +17,7 @@ pub mod index;
 pub mod merkle;
 pub mod note;
 pub mod proof;
+pub mod quarantine;
 pub mod query;
 pub mod record;
 pub mod report;
@@ -33,8 +34,11 @@ pub use record::{
     AgreementRef, AuditRecord, DecisionKind, PatientRelease, RECORD_SCHEMA_VERSION, Receipt,
     TypeCounts,
 };
-pub use store::recover::{LogContents, read_checkpoint_log, read_records};
-pub use store::{AuditStore, OpenReport, StoreOptions, TornTail, read_log};
+pub use store::checkpoints::{CheckpointLog, read_checkpoint_log};
+pub use store::{
+    AuditStore, DamagedRange, LogContents, OpenReport, StoreOptions, TornTail, read_log,
+    read_records,
+};
 pub use tail::Follower;
 pub use verify::{Problem, VerifyOptions, VerifyReport, verify};
 
@@ -78,9 +82,27 @@ pub enum AuditError {
     NotCovered { seq: u64, size: u64 },
     #[error("signing key: {0}")]
     Key(String),
+    /// The record is larger than the log accepts ([`segment::MAX_RECORD`]);
+    /// nothing was written and the log goes on. The gateway answers 503
+    /// and may append a smaller refusal record instead.
+    #[error(
+        "audit record of {bytes} bytes is over the limit of {limit} bytes; nothing was written"
+    )]
+    TooLarge { bytes: u64, limit: u64 },
 }
 
 impl AuditError {
+    /// The refusal for a record payload of `bytes` bytes, if over the limit
+    /// the reader also applies (one constant for both).
+    pub(crate) fn check_size(bytes: usize) -> Result<(), AuditError> {
+        let bytes = bytes as u64;
+        let limit = u64::from(segment::MAX_RECORD);
+        if bytes > limit {
+            return Err(AuditError::TooLarge { bytes, limit });
+        }
+        Ok(())
+    }
+
     pub(crate) fn io(action: &'static str, source: std::io::Error) -> Self {
         AuditError::Io { action, source }
     }

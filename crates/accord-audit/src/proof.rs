@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::AuditError;
 use crate::merkle::{Hash, leaf_hash, verify_inclusion};
 use crate::note::{Checkpoint, Verifier};
+use crate::store::checkpoints::read_checkpoint_log;
 use crate::store::{LATEST_CHECKPOINT_FILE, read_log};
 
 /// A self-contained inclusion proof.
@@ -40,23 +41,52 @@ pub enum ProofCheckError {
     Proof(#[from] crate::merkle::ProofError),
 }
 
-/// Proves record `seq` against the latest checkpoint in `dir`.
+/// Proves record `seq` against the newest checkpoint in `dir` (the latest,
+/// or one from `checkpoints.log`) whose root the log still reproduces: an
+/// intact record is provable even when other records are damaged, as long
+/// as a checkpoint covering it can be checked.
 pub fn prove(dir: &Path, seq: u64) -> Result<InclusionProof, AuditError> {
-    let note = std::fs::read_to_string(dir.join(LATEST_CHECKPOINT_FILE))
+    let latest = std::fs::read_to_string(dir.join(LATEST_CHECKPOINT_FILE))
         .map_err(|e| AuditError::io("read latest checkpoint", e))?;
-    let cp = Checkpoint::parse_note(&note).map_err(|e| AuditError::Corrupt(e.to_string()))?;
-    if seq == 0 || seq > cp.size {
-        return Err(AuditError::NotCovered { seq, size: cp.size });
+    let latest_cp =
+        Checkpoint::parse_note(&latest).map_err(|e| AuditError::Corrupt(e.to_string()))?;
+    if seq == 0 || seq > latest_cp.size {
+        return Err(AuditError::NotCovered {
+            seq,
+            size: latest_cp.size,
+        });
     }
     let log = read_log(dir)?;
-    if log.tree.root_at(cp.size) != Some(cp.root) {
-        return Err(AuditError::Corrupt(
-            "the log does not match its latest checkpoint".into(),
-        ));
+    if let Some(damage) = log.damage_at(seq) {
+        return Err(AuditError::Corrupt(format!(
+            "record {seq} cannot be proved: {damage}"
+        )));
     }
+    let mut notes = vec![latest];
+    notes.extend(
+        read_checkpoint_log(dir)?
+            .notes
+            .into_iter()
+            .rev()
+            .map(|(_, note)| note),
+    );
+    let usable = notes.into_iter().find_map(|note| {
+        let cp = Checkpoint::parse_note(&note).ok()?;
+        (cp.size >= seq && log.tree.root_at(cp.size) == Some(cp.root)).then_some((note, cp))
+    });
+    let Some((note, cp)) = usable else {
+        let why = log.unquarantined().next().map_or_else(
+            || "the log does not match its signed checkpoints".to_owned(),
+            ToString::to_string,
+        );
+        return Err(AuditError::Corrupt(format!(
+            "record {seq} cannot be proved: no signed checkpoint covering it can be checked ({why})"
+        )));
+    };
     let frame = log
         .frames
-        .get(usize::try_from(seq - 1).unwrap_or(usize::MAX))
+        .iter()
+        .find(|f| f.seq == seq)
         .ok_or(AuditError::NotCovered { seq, size: cp.size })?;
     let record = String::from_utf8(frame.payload.clone())
         .map_err(|_| AuditError::Corrupt(format!("record {seq} is not UTF-8")))?;

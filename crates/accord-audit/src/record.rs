@@ -86,6 +86,10 @@ pub struct AuditRecord {
     pub upstream_latency_us: Option<u64>,
     /// Total time from request to audit.
     pub latency_us: u64,
+    /// Set only on a quarantine note: the log's own record that an operator
+    /// set damaged records aside (`accord audit quarantine`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<crate::quarantine::Note>,
 }
 
 /// One patient's share of a response.
@@ -198,6 +202,7 @@ impl Default for AuditRecord {
             bytes: 0,
             upstream_latency_us: None,
             latency_us: 0,
+            quarantine: None,
         }
     }
 }

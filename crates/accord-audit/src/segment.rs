@@ -14,7 +14,11 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::merkle::{Hash, leaf_hash};
+use crate::merkle::Hash;
+
+mod scan;
+
+pub use scan::scan;
 
 pub const SEGMENTS_DIR: &str = "segments";
 pub const MAGIC: &[u8; 8] = b"ACCSEG01";
@@ -64,13 +68,34 @@ pub struct Damage {
     pub what: String,
 }
 
+/// Records a segment holds but that cannot be read back: evidence, never
+/// cut. Readers step past them and name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damaged {
+    /// The first record number the damage hides.
+    pub first_seq: u64,
+    /// How many records it hides (0: bytes that are no record, such as a
+    /// record repeated out of place); `None`: every record from
+    /// `first_seq` to the end of the segment, whose count the segment
+    /// cannot tell.
+    pub count: Option<u64>,
+    /// Byte offset where the damage starts, and how many bytes it spans.
+    pub offset: u64,
+    pub bytes: u64,
+    /// What is wrong, in words.
+    pub what: String,
+}
+
 /// What a full read of one segment found.
 #[derive(Debug, Clone)]
 pub struct Scan {
+    /// Every readable record, in order.
     pub frames: Vec<Frame>,
-    /// Length of the valid prefix (header plus complete frames).
+    /// Where the last readable record ends (or the header).
     pub good_len: u64,
     pub tail: Tail,
+    /// Unreadable stretches, in order.
+    pub damaged: Vec<Damaged>,
 }
 
 pub fn segment_name(first_seq: u64) -> String {
@@ -140,137 +165,13 @@ pub fn read_file(path: &Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Parses a whole segment. `first_seq` comes from the file name; the header
-/// and every record's own `seq` must agree with it.
-pub fn scan(seg: &SegmentFile, bytes: &[u8]) -> Result<Scan, Damage> {
-    let damage = |offset: u64, what: String| Damage {
-        path: seg.path.clone(),
-        offset,
-        what,
-    };
-    // The writer fills the active segment's tail with zeros ahead of its
-    // writes, so a segment's records end at its last non-zero byte (a
-    // record's JSON ends in `}`). Frames are judged against that end:
-    // a write interrupted inside the reserved zeros is a torn tail, as an
-    // interrupted append is at the end of the file.
-    let data_end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-    if data_end == 0 && !bytes.is_empty() {
-        // Space reserved, but not even the header landed.
-        return Ok(Scan {
-            frames: Vec::new(),
-            good_len: 0,
-            tail: Tail::Torn {
-                offset: 0,
-                bytes: bytes.len() as u64,
-            },
-        });
-    }
-    if bytes.is_empty() {
-        // Created but the first write never landed.
-        return Ok(Scan {
-            frames: Vec::new(),
-            good_len: 0,
-            tail: Tail::Clean,
-        });
-    }
-    let Some(head) = bytes.get(..16) else {
-        return Ok(Scan {
-            frames: Vec::new(),
-            good_len: 0,
-            tail: Tail::Torn {
-                offset: 0,
-                bytes: bytes.len() as u64,
-            },
-        });
-    };
-    if head != header(seg.first_seq) {
-        return Err(damage(
-            0,
-            format!("header does not say first record {}", seg.first_seq),
-        ));
-    }
-    let mut frames = Vec::new();
-    let mut pos = 16usize;
-    let file_len = bytes.len();
-    // Past the header (whose sequence number may end in zero bytes).
-    let total = data_end.max(16);
-    let bytes = bytes.get(..total).unwrap_or_default();
-    while pos < total {
-        let offset = pos as u64;
-        let torn = Tail::Torn {
-            offset,
-            bytes: (file_len - pos) as u64,
-        };
-        let rest = bytes.get(pos..).unwrap_or_default();
-        let (Some(len), Some(crc)) = (word(rest, 0), word(rest, 4)) else {
-            return Ok(Scan {
-                frames,
-                good_len: offset,
-                tail: torn,
-            });
-        };
-        if len > MAX_RECORD || len == 0 {
-            return Err(damage(offset, format!("impossible record length {len}")));
-        }
-        let end = pos + 8 + len as usize;
-        let Some(payload) = bytes.get(pos + 8..end) else {
-            return Ok(Scan {
-                frames,
-                good_len: offset,
-                tail: torn,
-            });
-        };
-        if crc32fast::hash(payload) != crc {
-            if end == total {
-                return Ok(Scan {
-                    frames,
-                    good_len: offset,
-                    tail: torn,
-                });
-            }
-            return Err(damage(offset, "record checksum does not match".into()));
-        }
-        let seq = seg.first_seq + frames.len() as u64;
-        match record_seq(payload) {
-            Some(found) if found == seq => {}
-            Some(found) => {
-                return Err(damage(
-                    offset,
-                    format!("record {found} where {seq} belongs"),
-                ));
-            }
-            None => return Err(damage(offset, "record is not a JSON audit record".into())),
-        }
-        frames.push(Frame {
-            seq,
-            offset,
-            payload: payload.to_vec(),
-            leaf: leaf_hash(payload),
-        });
-        pos = end;
-    }
-    let tail = if file_len > total {
-        Tail::Reserved {
-            offset: total as u64,
-            bytes: (file_len - total) as u64,
-        }
-    } else {
-        Tail::Clean
-    };
-    Ok(Scan {
-        frames,
-        good_len: total as u64,
-        tail,
-    })
-}
-
-fn word(bytes: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn word(bytes: &[u8], at: usize) -> Option<u32> {
     let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
     Some(u32::from_le_bytes(b))
 }
 
 /// The `seq` field of a record, read without building the whole record.
-fn record_seq(payload: &[u8]) -> Option<u64> {
+pub(crate) fn record_seq(payload: &[u8]) -> Option<u64> {
     #[derive(serde::Deserialize)]
     struct SeqOnly {
         seq: u64,

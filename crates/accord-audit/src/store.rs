@@ -24,10 +24,12 @@ use crate::record::{AuditRecord, Receipt};
 use crate::segment::SEGMENTS_DIR;
 use crate::{AppendDone, AuditError, AuditSink};
 
+pub mod checkpoints;
+pub mod read;
 pub mod recover;
 mod writer;
 
-pub use recover::{TornTail, read_log};
+pub use read::{DamagedRange, LogContents, TornTail, read_log, read_records};
 
 pub const KEY_FILE: &str = "signing.key";
 pub const PUBLIC_KEY_FILE: &str = "signing.pub";
@@ -222,6 +224,16 @@ impl AuditStore {
         record.seq = 0;
         // Serialized here, on the appender's thread, not on the writer's.
         let encoded = writer::Encoded::new(&record);
+        // Refused before anything is queued: a record the reader would call
+        // damage must never reach the log.
+        let longest = match &encoded {
+            Some(encoded) => encoded.longest(),
+            None => serde_json::to_vec(&record)
+                .map_err(|e| AuditError::io("encode audit record", io::Error::other(e)))?
+                .len()
+                .saturating_add(writer::SEQ_DIGITS),
+        };
+        AuditError::check_size(longest)?;
         self.send(writer::Msg::Append(Box::new(writer::Append {
             record,
             encoded,

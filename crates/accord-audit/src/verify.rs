@@ -12,9 +12,9 @@ use std::path::Path;
 use crate::AuditError;
 use crate::merkle::{Hash, Tree, verify_consistency};
 use crate::note::{Checkpoint, Verifier};
-use crate::segment::{self, Tail};
-use crate::store::recover::read_checkpoint_log;
-use crate::store::{LATEST_CHECKPOINT_FILE, TornTail};
+use crate::segment;
+use crate::store::checkpoints::{CheckpointLog, read_checkpoint_log};
+use crate::store::{DamagedRange, LATEST_CHECKPOINT_FILE, LogContents, TornTail, read_log};
 
 /// What to check against.
 #[derive(Debug, Default)]
@@ -42,6 +42,13 @@ pub struct VerifyReport {
     /// Largest tree size covered by a valid checkpoint.
     pub signed_size: u64,
     pub torn_tail: Option<TornTail>,
+    /// Records that could be read.
+    pub readable: u64,
+    /// Every unreadable stretch, quarantined or not.
+    pub damaged: Vec<DamagedRange>,
+    /// Signed checkpoints that cover unreadable records, so cannot be
+    /// checked (reported once, with the damage).
+    pub unchecked: usize,
     pub problems: Vec<Problem>,
 }
 
@@ -79,23 +86,34 @@ pub fn verify(
         checkpoints: 0,
         signed_size: 0,
         torn_tail: None,
+        readable: 0,
+        damaged: Vec::new(),
+        unchecked: 0,
         problems: Vec::new(),
     };
     // Checkpoints before segments: a checkpoint is written only after the
     // records it signs are durable, so a log still being written (a running
     // gateway) never shows a checkpoint larger than the segments read.
-    let (notes, torn) = match read_checkpoint_log(dir) {
-        Ok(found) => found,
-        Err(AuditError::Corrupt(what)) => {
-            report.problem("checkpoints.log", what);
-            (Vec::new(), 0)
-        }
-        Err(e) => return Err(e),
-    };
+    let CheckpointLog {
+        notes,
+        torn,
+        skipped,
+        ..
+    } = read_checkpoint_log(dir)?;
+    for (offset, bytes) in skipped {
+        report.problem(
+            format!("checkpoints.log offset {offset}"),
+            format!("{bytes} bytes that are not a checkpoint, with checkpoints after them (a failed write, or damage)"),
+        );
+    }
     let latest_note = std::fs::read_to_string(dir.join(LATEST_CHECKPOINT_FILE));
-    let tree = verify_segments(dir, &mut report)?;
-    report.records = tree.size();
-    report.root = tree.root();
+    let log = verify_segments(dir, &mut report)?;
+    let tree = Placed {
+        tree: &log.tree,
+        log: &log,
+    };
+    report.records = log.last_seq;
+    report.root = log.tree.root();
 
     if torn > 0 {
         report.problem(
@@ -133,7 +151,7 @@ pub fn verify(
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if tree.size() > 0 {
+            if log.last_seq > 0 {
                 report.problem(LATEST_CHECKPOINT_FILE, "missing: the log was never signed");
             }
         }
@@ -142,80 +160,87 @@ pub fn verify(
     for (name, note) in &options.kept_checkpoints {
         check_checkpoint(&tree, key, note, name, &mut report);
     }
+    if let Some(torn) = report.torn_tail.clone()
+        && torn.seq <= report.signed_size.max(signed_claim(&notes, key))
+    {
+        report.problem(
+            format!("{} offset {}", torn.segment.display(), torn.offset),
+            format!(
+                "record {} is cut short or garbled, but a signed checkpoint covers it: damage, not an interrupted write",
+                torn.seq
+            ),
+        );
+    }
+    if report.unchecked > 0 && report.damaged.iter().any(|d| !d.quarantined) {
+        report.problem(
+            "checkpoints",
+            format!(
+                "{} signed checkpoints cover unreadable records and cannot be checked",
+                report.unchecked
+            ),
+        );
+    }
     Ok(report)
 }
 
-/// Reads every segment into a tree, recording damage. The tree stops at the
-/// first damage: nothing after it can be placed.
-fn verify_segments(dir: &Path, report: &mut VerifyReport) -> Result<Tree, AuditError> {
-    let mut tree = Tree::new();
-    let segments = match segment::list(dir).map_err(|e| AuditError::io("list segments", e))? {
-        Ok(segments) => segments,
-        Err(damage) => {
-            report.problem(damage.path.display().to_string(), damage.what);
-            return Ok(tree);
+/// Reads the log, listing every unreadable stretch; the tree runs as far as
+/// records can be placed.
+fn verify_segments(dir: &Path, report: &mut VerifyReport) -> Result<LogContents, AuditError> {
+    let log = match read_log(dir) {
+        Ok(log) => log,
+        Err(AuditError::Corrupt(what)) => {
+            report.problem("segments", what);
+            return Ok(LogContents::default());
         }
+        Err(e) => return Err(e),
     };
-    report.segments = segments.len();
-    let count = segments.len();
-    for (i, seg) in segments.iter().enumerate() {
-        let location = seg.path.display().to_string();
-        let expected = tree.size() + 1;
-        if seg.first_seq != expected {
-            report.problem(
-                location,
-                format!("starts at record {} but record {expected} comes next (segment missing, swapped or renamed)", seg.first_seq),
-            );
-            return Ok(tree);
-        }
-        let bytes = segment::read_file(&seg.path).map_err(|e| AuditError::io("read segment", e))?;
-        let scan = match segment::scan(seg, &bytes) {
-            Ok(scan) => scan,
-            Err(damage) => {
-                report.problem(format!("{location} offset {}", damage.offset), damage.what);
-                return Ok(tree);
-            }
-        };
-        let sealed = i + 1 < count;
-        for frame in &scan.frames {
-            tree.push(frame.leaf);
-        }
-        match scan.tail {
-            Tail::Clean if sealed && scan.frames.is_empty() => {
-                report.problem(location, "sealed segment holds no record");
-                return Ok(tree);
-            }
-            Tail::Clean => {}
-            Tail::Torn { offset, bytes } if sealed => {
-                report.problem(
-                    format!("{location} offset {offset}"),
-                    format!("sealed segment ends in {bytes} bytes that are not a record"),
-                );
-                return Ok(tree);
-            }
-            Tail::Reserved { offset, bytes } if sealed => {
-                report.problem(
-                    format!("{location} offset {offset}"),
-                    format!("sealed segment ends in {bytes} zero bytes"),
-                );
-                return Ok(tree);
-            }
-            // Space the writer reserved ahead of the active segment's records.
-            Tail::Reserved { .. } => {}
-            Tail::Torn { offset, bytes } => {
-                report.torn_tail = Some(TornTail {
-                    segment: seg.path.clone(),
-                    offset,
-                    bytes,
-                });
-            }
-        }
+    report.segments = segment::list(dir)
+        .map_err(|e| AuditError::io("list segments", e))?
+        .map_or(0, |s| s.len());
+    for d in log.unquarantined() {
+        report.problem(
+            format!("{} offset {}", d.segment.display(), d.offset),
+            d.to_string(),
+        );
     }
-    Ok(tree)
+    report.damaged = log.damaged.clone();
+    report.readable = log.frames.len() as u64;
+    report.torn_tail = log.torn.clone();
+    Ok(log)
+}
+
+/// The largest size any correctly signed note claims.
+fn signed_claim(notes: &[(u64, String)], key: &Verifier) -> u64 {
+    notes
+        .iter()
+        .filter_map(|(_, n)| key.open(n).ok())
+        .map(|cp| cp.size)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The tree and the log it was read from (to tell damage from tampering).
+struct Placed<'a> {
+    tree: &'a Tree,
+    log: &'a LogContents,
+}
+
+impl Placed<'_> {
+    /// Whether a checkpoint of `size` cannot be checked because records it
+    /// covers are unreadable (and that damage is reported on its own).
+    fn unplaceable(&self, size: u64) -> bool {
+        self.tree.size() < size && size <= self.log.last_seq
+            || self.log.quarantines.iter().any(|(seq, _)| *seq > size)
+                && self
+                    .log
+                    .damaged
+                    .iter()
+                    .any(|d| d.quarantined && d.first_seq <= size)
+    }
 }
 
 fn check_checkpoint(
-    tree: &Tree,
+    placed: &Placed<'_>,
     key: &Verifier,
     note: &str,
     location: &str,
@@ -240,10 +265,15 @@ fn check_checkpoint(
         );
         return None;
     }
+    let tree = placed.tree;
     match tree.root_at(cp.size) {
         Some(root) if root == cp.root => {
             report.signed_size = report.signed_size.max(cp.size);
             Some(cp)
+        }
+        _ if placed.unplaceable(cp.size) => {
+            report.unchecked += 1;
+            None
         }
         Some(_) => {
             report.problem(
@@ -263,7 +293,7 @@ fn check_checkpoint(
 }
 
 fn check_consistent(
-    tree: &Tree,
+    placed: &Placed<'_>,
     old: &Checkpoint,
     new: &Checkpoint,
     location: &str,
@@ -276,7 +306,8 @@ fn check_consistent(
         );
         return;
     }
-    let proved = tree
+    let proved = placed
+        .tree
         .consistency_proof(old.size, new.size)
         .map(|proof| verify_consistency(old.size, new.size, &old.root, &new.root, &proof));
     if !matches!(proved, Some(Ok(()))) {

@@ -240,7 +240,7 @@ fn located(dir: &Path) -> Vec<Located> {
     let mut out = Vec::new();
     for seg in segment::list(dir).unwrap().unwrap() {
         let bytes = segment::read_file(&seg.path).unwrap();
-        for frame in segment::scan(&seg, &bytes).unwrap().frames {
+        for frame in segment::scan(&seg, &bytes).frames {
             out.push(Located {
                 record: serde_json::from_slice(&frame.payload).unwrap(),
                 segment: seg.first_seq,

@@ -70,7 +70,7 @@ fn base() -> Base {
     store.close();
     let checkpoints = read_checkpoint_log(&path)
         .unwrap()
-        .0
+        .notes
         .into_iter()
         .map(|(_, note)| (Checkpoint::parse_note(&note).unwrap().size, note))
         .collect();
@@ -110,7 +110,7 @@ fn segments(dir: &Path) -> Vec<Seg> {
         .into_iter()
         .map(|s| {
             let bytes = fs::read(&s.path).unwrap();
-            let scan = segment::scan(&s, &bytes).unwrap();
+            let scan = segment::scan(&s, &bytes);
             Seg {
                 path: s.path.clone(),
                 first_seq: s.first_seq,

@@ -108,6 +108,19 @@ pub enum AuditCommand {
         #[arg(long, default_value = "accord")]
         gateway: String,
     },
+    /// Set damaged records aside so the store opens again: copies each
+    /// damaged segment into quarantine/ (with its SHA-256), appends a signed
+    /// note of the gap to the log. The gateway must be stopped.
+    Quarantine {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Who is doing this (recorded in the note).
+        #[arg(long, env = "USER")]
+        operator: String,
+        /// Why (recorded in the note), e.g. a ticket number.
+        #[arg(long)]
+        reason: String,
+    },
     /// Rebuild the indexes from the log.
     Reindex {
         #[command(flatten)]
@@ -164,6 +177,11 @@ pub fn run(command: AuditCommand) -> anyhow::Result<()> {
             gateway,
         } => privacy::run_export(&dir.dir, since.as_deref(), until.as_deref(), &gateway),
         AuditCommand::Reindex { dir } => privacy::run_reindex(&dir.dir),
+        AuditCommand::Quarantine {
+            dir,
+            operator,
+            reason,
+        } => run_quarantine(&dir.dir, &operator, &reason),
     }
 }
 
@@ -247,6 +265,16 @@ fn run_verify(dir: &Path, key: Option<&str>, kept: &[PathBuf]) -> anyhow::Result
             torn.offset
         )?;
     }
+    if report.readable < report.records {
+        outln!(
+            "readable   {} of {} records",
+            report.readable,
+            report.records
+        )?;
+    }
+    for gap in report.damaged.iter().filter(|d| d.quarantined) {
+        outln!("gap        {gap}")?;
+    }
     if report.records > report.signed_size {
         outln!(
             "unsigned   {} records after the last checkpoint",
@@ -261,6 +289,37 @@ fn run_verify(dir: &Path, key: Option<&str>, kept: &[PathBuf]) -> anyhow::Result
         outln!("PROBLEM    {problem}")?;
     }
     bail!("{} problems found", report.problems.len())
+}
+
+fn run_quarantine(dir: &Path, operator: &str, reason: &str) -> anyhow::Result<()> {
+    let key_path = dir.join(store::KEY_FILE);
+    let text = std::fs::read_to_string(&key_path)
+        .with_context(|| format!("read the signing key {}", key_path.display()))?;
+    let signer = Signer::parse(&text)?;
+    let done = accord_audit::quarantine::quarantine(dir, signer, operator, reason)?;
+    for seg in &done.note.segments {
+        outln!(
+            "copied     segments/{} to {} (sha256 {})",
+            seg.name,
+            seg.copy,
+            seg.sha256
+        )?;
+    }
+    for gap in &done.note.gaps {
+        outln!(
+            "set aside  records {}–{} of {} at byte offset {} ({})",
+            gap.first_seq,
+            gap.last_seq,
+            gap.segment,
+            gap.offset,
+            gap.what
+        )?;
+    }
+    outln!(
+        "noted      as record {}, signed by a new checkpoint",
+        done.seq
+    )?;
+    Ok(())
 }
 
 fn tail(dir: &Path, after: Option<u64>) -> anyhow::Result<()> {

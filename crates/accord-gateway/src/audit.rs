@@ -110,6 +110,7 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
         error_source: ctx.error_source.map(|s| s.as_str().to_owned()),
         upstream_latency_us: ctx.upstream_wait.micros(),
         latency_us: u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        quarantine: None,
     }
 }
 

@@ -32,6 +32,8 @@ pub const DECISION: u8 = b'd';
 pub const TIME: u8 = b't';
 pub const LOCATION: u8 = b'o';
 pub const META: u8 = b'm';
+/// `x ‖ len:u16 ‖ segment name ‖ offset (u64 BE)` → what is unreadable there.
+pub const DAMAGE: u8 = b'x';
 
 /// The next sequence number to index.
 pub const META_NEXT: &[u8] = b"mnext";

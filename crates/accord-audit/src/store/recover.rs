@@ -1,23 +1,22 @@
-//! Reading the log back: on open (cutting a torn tail) and for the tools
-//! (read only).
+//! Opening the log for writing: what may be cut and what is evidence.
+//!
+//! Recovery cuts only a torn tail: the unfinished final frame of the last
+//! segment, with nothing valid after it, holding a record number no signed
+//! checkpoint covers (so it was never acknowledged and never signed). Any
+//! other damage — a bad record inside the log, a record a checkpoint
+//! signs, more than the last frame — is evidence: nothing is cut, moved or
+//! rewritten, and the store refuses to open, naming the segment, record
+//! number and byte offset. `accord audit quarantine` is the way on.
 
 use std::fs::{self, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::AuditError;
 use crate::merkle::Tree;
 use crate::note::Verifier;
-use crate::record::AuditRecord;
-use crate::segment::{self, Frame, SEGMENTS_DIR, SegmentFile, Tail, segment_name};
-use crate::store::{CHECKPOINTS_FILE, LATEST_CHECKPOINT_FILE, sync_dir};
-
-/// An interrupted write found at the end of the active segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TornTail {
-    pub segment: PathBuf,
-    pub offset: u64,
-    pub bytes: u64,
-}
+use crate::segment::{self, SEGMENTS_DIR, SegmentFile, segment_name};
+use crate::store::read::{LogContents, TornTail, read_log};
+use crate::store::{LATEST_CHECKPOINT_FILE, sync_dir};
 
 /// What the writer starts from.
 #[derive(Debug)]
@@ -28,82 +27,56 @@ pub(crate) struct Recovered {
     pub segments: usize,
     pub torn: Option<TornTail>,
     pub checkpoint_size: u64,
-}
-
-/// Everything in a log, read without changing it.
-#[derive(Debug, Default)]
-pub struct LogContents {
-    pub frames: Vec<Frame>,
-    pub tree: Tree,
-    pub torn: Option<TornTail>,
-    /// Where the last segment's records end (zeros reserved by the writer
-    /// and a torn tail follow); 0 when there is no segment.
-    pub active_len: u64,
+    /// Where the next entry of `checkpoints.log` goes.
+    pub checkpoints_len: u64,
 }
 
 fn corrupt(what: impl Into<String>) -> AuditError {
     AuditError::Corrupt(what.into())
 }
 
-/// Reads every segment. Damage other than a torn tail on the last segment
-/// is an error naming the file and offset.
-pub fn read_log(dir: &Path) -> Result<LogContents, AuditError> {
-    let segments = segment::list(dir)
-        .map_err(|e| AuditError::io("list segments", e))?
-        .map_err(|d| corrupt(d.to_string()))?;
-    let mut out = LogContents::default();
-    let count = segments.len();
-    for (i, seg) in segments.iter().enumerate() {
-        let expected = out.tree.size() + 1;
-        if seg.first_seq != expected {
-            return Err(corrupt(format!(
-                "{}: starts at record {}, but record {expected} comes next",
-                seg.path.display(),
-                seg.first_seq
-            )));
-        }
-        let bytes = segment::read_file(&seg.path).map_err(|e| AuditError::io("read segment", e))?;
-        let scan = segment::scan(seg, &bytes).map_err(|d| corrupt(d.to_string()))?;
-        let last = i + 1 == count;
-        if !last && (scan.frames.is_empty() || scan.tail != Tail::Clean) {
-            return Err(corrupt(format!(
-                "{}: sealed segment is empty or ends in a partial record",
-                seg.path.display()
-            )));
-        }
-        if last {
-            out.active_len = scan.good_len;
-        }
-        if let Tail::Torn { offset, bytes } = scan.tail {
-            out.torn = Some(TornTail {
-                segment: seg.path.clone(),
-                offset,
-                bytes,
-            });
-        }
-        for frame in scan.frames {
-            out.tree.push(frame.leaf);
-            out.frames.push(frame);
-        }
-    }
-    Ok(out)
-}
+const WAY_ON: &str = "nothing was cut or changed; run `accord audit verify` to see the damage and `accord audit quarantine` to set it aside and go on";
 
-/// Reads every record of the log in `dir`, in order.
-pub fn read_records(dir: &Path) -> Result<Vec<AuditRecord>, AuditError> {
-    read_log(dir)?
-        .frames
+/// The largest tree size a checkpoint signed by `verifier` covers (the
+/// latest checkpoint or any in `checkpoints.log`).
+pub fn signed_size(dir: &Path, verifier: &Verifier) -> Result<u64, AuditError> {
+    let log = crate::store::checkpoints::read_checkpoint_log(dir)?;
+    let latest = match fs::read_to_string(dir.join(LATEST_CHECKPOINT_FILE)) {
+        Ok(note) => Some(note),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(AuditError::io("read latest checkpoint", e)),
+    };
+    Ok(log
+        .notes
         .iter()
-        .map(|f| {
-            serde_json::from_slice(&f.payload)
-                .map_err(|e| corrupt(format!("record {}: {e}", f.seq)))
-        })
-        .collect()
+        .map(|(_, note)| note.as_str())
+        .chain(latest.as_deref())
+        .filter_map(|note| verifier.open(note).ok())
+        .map(|cp| cp.size)
+        .max()
+        .unwrap_or(0))
 }
 
-/// Opens for writing: cuts a torn tail, checks the latest checkpoint.
+/// Opens for writing: refuses evidence, cuts a torn tail, checks the latest
+/// checkpoint.
 pub(crate) fn recover(dir: &Path, verifier: &Verifier) -> Result<Recovered, AuditError> {
     let log = read_log(dir)?;
+    if let Some(damage) = log.unquarantined().next() {
+        return Err(corrupt(format!(
+            "the audit log is damaged: {} ({} more damaged ranges); {WAY_ON}",
+            describe(damage),
+            log.unquarantined().count() - 1
+        )));
+    }
+    let signed = signed_size(dir, verifier)?;
+    if let Some(torn) = log.torn.as_ref().filter(|t| t.seq <= signed) {
+        return Err(corrupt(format!(
+            "the audit log is damaged: segment {}, record {}, byte offset {}: the last record is cut short or garbled, but a signed checkpoint covers it, so it is not an interrupted write; {WAY_ON}",
+            torn.segment.display(),
+            torn.seq,
+            torn.offset
+        )));
+    }
     let segments = segment::list(dir)
         .map_err(|e| AuditError::io("list segments", e))?
         .map_err(|d| corrupt(d.to_string()))?;
@@ -135,28 +108,15 @@ pub(crate) fn recover(dir: &Path, verifier: &Verifier) -> Result<Recovered, Audi
             .map_err(|e| AuditError::io("cut torn tail", e))?;
         tracing::warn!(
             segment = %torn.segment.display(),
+            record = torn.seq,
             offset = torn.offset,
             bytes = torn.bytes,
-            "cut an interrupted write from the end of the audit log"
+            "cut an interrupted, unsigned write from the end of the audit log"
         );
         active_len = torn.offset;
     }
-    let (_, torn_checkpoint) = read_checkpoint_log(dir)?;
-    if torn_checkpoint > 0 {
-        let path = dir.join(CHECKPOINTS_FILE);
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(|e| AuditError::io("open checkpoints", e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| AuditError::io("stat checkpoints", e))?
-            .len();
-        file.set_len(len.saturating_sub(torn_checkpoint))
-            .and_then(|()| file.sync_all())
-            .map_err(|e| AuditError::io("cut torn checkpoint", e))?;
-    }
-    let checkpoint_size = check_latest(dir, verifier, &log.tree)?;
+    let checkpoints = crate::store::checkpoints::recover(dir)?;
+    let checkpoint_size = check_latest(dir, verifier, &log)?;
     Ok(Recovered {
         tree: log.tree,
         active,
@@ -164,12 +124,26 @@ pub(crate) fn recover(dir: &Path, verifier: &Verifier) -> Result<Recovered, Audi
         segments: segments.len().max(1),
         torn: log.torn,
         checkpoint_size,
+        checkpoints_len: checkpoints.good_len,
     })
 }
 
+/// A damaged range in plain words, segment first.
+fn describe(d: &crate::store::read::DamagedRange) -> String {
+    format!(
+        "segment {}, record {}, byte offset {}: {}",
+        d.segment.display(),
+        d.first_seq,
+        d.offset,
+        d
+    )
+}
+
 /// The latest checkpoint must be signed by our key and describe a prefix of
-/// the log we just read: otherwise records were lost or changed.
-fn check_latest(dir: &Path, verifier: &Verifier, tree: &Tree) -> Result<u64, AuditError> {
+/// the log we just read: otherwise records were lost or changed. One signed
+/// before a quarantine over records it covers cannot be checked (their
+/// bytes are gone); the quarantine's own checkpoint follows it.
+fn check_latest(dir: &Path, verifier: &Verifier, log: &LogContents) -> Result<u64, AuditError> {
     let note = match fs::read_to_string(dir.join(LATEST_CHECKPOINT_FILE)) {
         Ok(note) => note,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -178,57 +152,27 @@ fn check_latest(dir: &Path, verifier: &Verifier, tree: &Tree) -> Result<u64, Aud
     let cp = verifier
         .open(&note)
         .map_err(|e| corrupt(format!("latest checkpoint: {e}")))?;
-    match tree.root_at(cp.size) {
-        Some(root) if root == cp.root => Ok(cp.size),
+    let matches = log.tree.root_at(cp.size) == Some(cp.root);
+    if matches {
+        return Ok(cp.size);
+    }
+    let superseded = log.quarantines.iter().any(|(seq, _)| *seq > cp.size)
+        && log
+            .damaged
+            .iter()
+            .any(|d| d.quarantined && d.first_seq <= cp.size);
+    if superseded {
+        return Ok(0);
+    }
+    match log.tree.root_at(cp.size) {
         Some(_) => Err(corrupt(format!(
-            "the first {} records do not match the latest signed checkpoint",
+            "the first {} records do not match the latest signed checkpoint (a record was changed, removed, added or reordered); {WAY_ON}",
             cp.size
         ))),
         None => Err(corrupt(format!(
-            "the latest signed checkpoint covers {} records but the log holds {}",
+            "the latest signed checkpoint covers {} records but the log holds {}; {WAY_ON}",
             cp.size,
-            tree.size()
+            log.tree.size()
         ))),
     }
-}
-
-/// Every note in `checkpoints.log`, in order, and the bytes of an
-/// interrupted final write (ignored).
-pub fn read_checkpoint_log(dir: &Path) -> Result<(Vec<(u64, String)>, u64), AuditError> {
-    let path = dir.join(CHECKPOINTS_FILE);
-    let bytes = match segment::read_file(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(AuditError::io("read checkpoints", e)),
-    };
-    let mut notes = Vec::new();
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        let frame = bytes
-            .get(pos..pos + 8)
-            .and_then(|h| {
-                let len = u32::from_le_bytes(h.get(..4)?.try_into().ok()?) as usize;
-                let crc = u32::from_le_bytes(h.get(4..)?.try_into().ok()?);
-                Some((len, crc))
-            })
-            .and_then(|(len, crc)| Some((bytes.get(pos + 8..pos + 8 + len)?, crc)));
-        let Some((payload, crc)) = frame else {
-            return Ok((notes, (bytes.len() - pos) as u64));
-        };
-        let end = pos + 8 + payload.len();
-        if crc32fast::hash(payload) != crc {
-            if end == bytes.len() {
-                return Ok((notes, payload.len() as u64 + 8));
-            }
-            return Err(corrupt(format!(
-                "{}: offset {pos}: checksum does not match",
-                path.display()
-            )));
-        }
-        let note = String::from_utf8(payload.to_vec())
-            .map_err(|_| corrupt(format!("{}: offset {pos}: not text", path.display())))?;
-        notes.push((pos as u64, note));
-        pos = end;
-    }
-    Ok((notes, 0))
 }

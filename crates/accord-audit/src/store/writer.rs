@@ -15,7 +15,7 @@
 //!   them off.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -27,8 +27,9 @@ use crate::merkle::{Hash, Tree, leaf_hash};
 use crate::note::{Checkpoint, Signer};
 use crate::record::AuditRecord;
 use crate::segment::{SEGMENTS_DIR, SegmentFile, encode_frame, header, segment_name};
+use crate::store::checkpoints::Appender;
 use crate::store::recover::Recovered;
-use crate::store::{CHECKPOINTS_FILE, LATEST_CHECKPOINT_FILE, sync_dir, write_durably};
+use crate::store::{LATEST_CHECKPOINT_FILE, sync_dir, write_durably};
 
 pub(crate) enum Msg {
     Append(Box<Append>),
@@ -52,6 +53,9 @@ pub(crate) const RESERVE_CHUNK: u64 = 4 << 20;
 
 /// A record's canonical JSON with `seq` 0, and where that `0` is, so the
 /// writer can put the real number in without serializing on its thread.
+/// Digits a sequence number can add to a record encoded with `seq` 0.
+pub(crate) const SEQ_DIGITS: usize = 19;
+
 pub(crate) struct Encoded {
     json: Vec<u8>,
     seq_at: usize,
@@ -66,6 +70,11 @@ impl Encoded {
         let seq_at = json.windows(9).position(|w| w == b",\"seq\":0,")? + 7;
         (crate::segment::leading_seq(&json) == Some(0) && seq_at < 32)
             .then_some(Encoded { json, seq_at })
+    }
+
+    /// The longest the record can be once its sequence number is in.
+    pub fn longest(&self) -> usize {
+        self.json.len().saturating_add(SEQ_DIGITS)
     }
 
     #[cfg(test)]
@@ -105,6 +114,7 @@ pub(crate) struct Writer {
     dirty: bool,
     checkpoint_size: u64,
     checkpoint_at: Instant,
+    checkpoints: Appender,
 }
 
 // === impl Writer ===
@@ -112,6 +122,7 @@ pub(crate) struct Writer {
 impl Writer {
     pub fn start(config: Config, recovered: Recovered, signer: Signer) -> Result<Self, AuditError> {
         let file = open_segment(&recovered.active)?;
+        let checkpoints = Appender::open(&config.dir, recovered.checkpoints_len)?;
         let reserved = file
             .metadata()
             .map_err(|e| AuditError::io("stat segment", e))?
@@ -126,6 +137,7 @@ impl Writer {
             file,
             len: recovered.active_len,
             dirty: false,
+            checkpoints,
             checkpoint_size: recovered.checkpoint_size,
             checkpoint_at: Instant::now(),
         })
@@ -184,17 +196,26 @@ impl Writer {
         }
         let mut leaves = Vec::with_capacity(batch.len());
         let mut offsets = Vec::with_capacity(batch.len());
-        let mut encoded = Ok(());
-        for (i, append) in batch.iter().enumerate() {
-            let seq = first_seq + i as u64;
-            offsets.push(self.len + buffer.len() as u64);
-            match frame_record(append, seq, &mut buffer) {
-                Ok(leaf) => leaves.push(leaf),
-                Err(e) => encoded = Err(e),
+        let mut framed = Vec::with_capacity(batch.len());
+        for append in batch {
+            // Numbers stay consecutive: a refused record takes none.
+            let seq = first_seq + leaves.len() as u64;
+            let offset = self.len + buffer.len() as u64;
+            match frame_record(&append, seq, &mut buffer) {
+                Ok(leaf) => {
+                    leaves.push(leaf);
+                    offsets.push(offset);
+                    framed.push(append);
+                }
+                Err(e) => (append.reply)(Err(e)),
             }
         }
-        let written = encoded
-            .and_then(|()| self.undo_failed_write())
+        let batch = framed;
+        if batch.is_empty() {
+            return;
+        }
+        let written = self
+            .undo_failed_write()
             .and_then(|()| self.file.write_all_at(&buffer, self.len))
             .and_then(|()| self.reserve(self.len + buffer.len() as u64))
             .and_then(|()| self.file.sync_data());
@@ -323,13 +344,7 @@ impl Writer {
         let note = self.signer.sign(&cp);
         let mut frame = Vec::with_capacity(note.len() + 8);
         encode_frame(note.as_bytes(), &mut frame);
-        let path = self.config.dir.join(CHECKPOINTS_FILE);
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(&frame).and_then(|()| f.sync_data()))
-            .map_err(|e| AuditError::io("append checkpoint", e))?;
+        self.checkpoints.append(&frame)?;
         write_durably(
             &self.config.dir.join(LATEST_CHECKPOINT_FILE),
             note.as_bytes(),
@@ -349,8 +364,21 @@ fn open_segment(seg: &SegmentFile) -> Result<File, AuditError> {
         .map_err(|e| AuditError::io("open segment", e))
 }
 
-/// Frames record `seq` of `append` onto `out` and returns its leaf hash.
-fn frame_record(append: &Append, seq: u64, out: &mut Vec<u8>) -> io::Result<Hash> {
+/// Frames record `seq` of `append` onto `out` and returns its leaf hash;
+/// on error `out` is as it was.
+fn frame_record(append: &Append, seq: u64, out: &mut Vec<u8>) -> Result<Hash, AuditError> {
+    let start = out.len();
+    let framed = frame_into(append, seq, out).and_then(|leaf| {
+        AuditError::check_size(out.len() - start - 8)?;
+        Ok(leaf)
+    });
+    if framed.is_err() {
+        out.truncate(start);
+    }
+    framed
+}
+
+fn frame_into(append: &Append, seq: u64, out: &mut Vec<u8>) -> Result<Hash, AuditError> {
     let start = out.len();
     // Length and checksum are filled in once the payload is in place.
     out.extend_from_slice(&[0; 8]);
@@ -359,11 +387,13 @@ fn frame_record(append: &Append, seq: u64, out: &mut Vec<u8>) -> io::Result<Hash
         None => {
             let mut record = append.record.clone();
             record.seq = seq;
-            serde_json::to_writer(&mut *out, &record).map_err(io::Error::other)?;
+            serde_json::to_writer(&mut *out, &record)
+                .map_err(|e| AuditError::io("encode audit record", io::Error::other(e)))?;
         }
     }
     let (head, payload) = out.split_at_mut(start + 8);
-    let len = u32::try_from(payload.len()).map_err(io::Error::other)?;
+    AuditError::check_size(payload.len())?;
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     let frame_head = head.get_mut(start..).unwrap_or_default();
     frame_head
         .copy_from_slice(&[len.to_le_bytes(), crc32fast::hash(payload).to_le_bytes()].concat());

@@ -77,9 +77,15 @@ fn time_arg(text: Option<&str>, now: OffsetDateTime) -> anyhow::Result<Option<Of
         .map_err(Into::into)
 }
 
+/// The index, caught up; names on standard error any records the log holds
+/// but cannot read, which every answer leaves out.
 fn borrow(dir: &Path) -> anyhow::Result<accord_audit::index::Borrowed> {
-    Index::borrow(dir, BORROW_WAIT)
-        .with_context(|| format!("open the audit index in {}", dir.display()))
+    let index = Index::borrow(dir, BORROW_WAIT)
+        .with_context(|| format!("open the audit index in {}", dir.display()))?;
+    for damage in index.damaged()? {
+        eprintln!("warning: left out, {damage} (see `accord audit verify`)");
+    }
+    Ok(index)
 }
 
 pub fn run_query(dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
