@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use accord_audit::{
-    AgreementRef, AppendDone, AuditRecord, AuditSink, DecisionKind, PatientRelease,
+    AgreementRef, AppendDone, AuditError, AuditRecord, AuditSink, DecisionKind, PatientRelease,
     RECORD_SCHEMA_VERSION, Receipt, TypeCounts,
 };
 use accord_fhir::InteractionKind;
@@ -11,6 +11,7 @@ use accord_policy::{Decision, Permit};
 use http::StatusCode;
 use time::OffsetDateTime;
 
+use crate::bounded::{MESSAGE, SHORT, TARGET, bounded, bounded_owned};
 use crate::context::RequestContext;
 use crate::error::GatewayError;
 
@@ -37,13 +38,25 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
                 // rather than reading as a disclosure.
                 Some(why) => (
                     DecisionKind::Refuse,
-                    format!("refuse: {why} (after {})", decision.rule()),
+                    format!(
+                        "refuse: {} (after {})",
+                        bounded(why, MESSAGE),
+                        decision.rule()
+                    ),
                     agreement,
                 ),
-                None => (DecisionKind::Permit, decision.rule(), agreement),
+                None => (
+                    DecisionKind::Permit,
+                    bounded_owned(&decision.rule(), MESSAGE),
+                    agreement,
+                ),
             }
         }
-        Some(decision @ Decision::Deny(_)) => (DecisionKind::Deny, decision.rule(), None),
+        Some(decision @ Decision::Deny(_)) => (
+            DecisionKind::Deny,
+            bounded_owned(&decision.rule(), MESSAGE),
+            None,
+        ),
         // A batch or transaction has no decision of its own: each entry
         // was decided and audited under `<request id>-<index>`.
         None if ctx.interaction == Some(InteractionKind::Batch) && status.is_success() => (
@@ -53,7 +66,11 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
         ),
         None => {
             let why = ctx.refusal.as_deref().unwrap_or("no decision was reached");
-            (DecisionKind::Refuse, format!("refuse: {why}"), None)
+            (
+                DecisionKind::Refuse,
+                format!("refuse: {}", bounded(why, MESSAGE)),
+                None,
+            )
         }
     };
     let mut rules: Vec<String> = ctx
@@ -76,9 +93,13 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
         }
         None => (decision, rule),
     };
+    let target = bounded_owned(&ctx.target, TARGET);
     let (path, query) = match ctx.target.split_once('?') {
-        Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
-        None => (ctx.target.clone(), None),
+        Some((path, query)) => (
+            bounded_owned(path, TARGET),
+            Some(bounded_owned(query, TARGET)),
+        ),
+        None => (target.clone(), None),
     };
     AuditRecord {
         schema: RECORD_SCHEMA_VERSION,
@@ -90,8 +111,8 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
         client_cert_sha256: ctx.client_cert_sha256.clone(),
         peer: ctx.peer.to_string(),
         purpose: ctx.purpose.as_ref().map(ToString::to_string),
-        method: ctx.method.clone(),
-        target: ctx.target.clone(),
+        method: bounded_owned(&ctx.method, SHORT),
+        target,
         interaction: ctx.interaction.map(|k| k.as_str().to_owned()),
         resource_type: ctx.resource_type.map(|t| t.as_str().to_owned()),
         decision,
@@ -149,11 +170,53 @@ pub async fn append(
     sink: &Arc<dyn AuditSink>,
     record: AuditRecord,
 ) -> Result<Receipt, GatewayError> {
+    let record = Arc::new(record);
+    match append_once(sink, Arc::clone(&record)).await {
+        Ok(Ok(receipt)) => Ok(receipt),
+        Ok(Err(AuditError::TooLarge { bytes, limit })) => {
+            // Bounded fields keep records far below the limit; if one still
+            // grows past it (a response naming very many patients), the
+            // request is refused and a smaller record says so: never a
+            // record the log cannot hold, never an unaudited refusal.
+            tracing::error!(
+                bytes,
+                limit,
+                "audit record over the limit; recording a refusal instead"
+            );
+            let smaller = Arc::new(too_large(&record, bytes));
+            match append_once(sink, smaller).await {
+                Ok(Ok(_)) => Err(GatewayError::audit_unavailable()),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "audit append failed; releasing nothing");
+                    Err(GatewayError::audit_unavailable())
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "audit task failed; releasing nothing");
+                    Err(GatewayError::audit_unavailable())
+                }
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "audit append failed; releasing nothing");
+            Err(GatewayError::audit_unavailable())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "audit task failed; releasing nothing");
+            Err(GatewayError::audit_unavailable())
+        }
+    }
+}
+
+/// One append; the outer `Err` is a lost task, the inner the store's answer.
+async fn append_once(
+    sink: &Arc<dyn AuditSink>,
+    record: Arc<AuditRecord>,
+) -> Result<Result<Receipt, AuditError>, String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let done: AppendDone = Box::new(move |result| {
         let _ = tx.send(result);
     });
-    let appended = match sink.append_detached(&record, done) {
+    match sink.append_detached(&record, done) {
         Ok(()) => rx
             .await
             .map_err(|_| "the audit store dropped the append".to_owned()),
@@ -163,16 +226,23 @@ pub async fn append(
                 .await
                 .map_err(|e| e.to_string())
         }
-    };
-    match appended {
-        Ok(Ok(receipt)) => Ok(receipt),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "audit append failed; releasing nothing");
-            Err(GatewayError::audit_unavailable())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "audit task failed; releasing nothing");
-            Err(GatewayError::audit_unavailable())
-        }
+    }
+}
+
+/// The record of a request whose own record was too large: who, what,
+/// refused, and why; no per-patient detail.
+fn too_large(record: &AuditRecord, bytes: u64) -> AuditRecord {
+    AuditRecord {
+        decision: DecisionKind::Refuse,
+        rule: format!(
+            "refuse: the audit record of this request would be {bytes} bytes, over the log's record limit; nothing was released"
+        ),
+        rules: Vec::new(),
+        patients: Vec::new(),
+        query: record.query.as_deref().map(|q| bounded_owned(q, SHORT)),
+        target: bounded_owned(&record.target, SHORT),
+        status: StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+        bytes: 0,
+        ..record.clone()
     }
 }

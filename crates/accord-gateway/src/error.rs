@@ -2,6 +2,11 @@
 //! partner sees. This is the only place statuses and outcomes are chosen.
 
 use accord_fhir::{IssueType, OperationOutcome};
+
+use crate::bounded::{MESSAGE, SHORT, bounded_owned};
+
+/// Issues listed in one OperationOutcome at most.
+const DETAILS: usize = 100;
 use http::StatusCode;
 
 /// Who caused a failure (pingora's downstream / upstream / internal).
@@ -231,11 +236,17 @@ impl GatewayError {
         self
     }
 
+    /// The OperationOutcome for the partner; every text in it bounded
+    /// (it may echo what the partner sent).
     pub fn outcome(&self) -> OperationOutcome {
-        self.details.iter().fold(
-            OperationOutcome::error(self.issue, self.message.clone()),
+        self.details.iter().take(DETAILS).fold(
+            OperationOutcome::error(self.issue, bounded_owned(&self.message, MESSAGE)),
             |outcome, (path, message)| {
-                outcome.with_issue(self.issue, message.clone(), path.clone())
+                outcome.with_issue(
+                    self.issue,
+                    bounded_owned(message, MESSAGE),
+                    bounded_owned(path, SHORT),
+                )
             },
         )
     }

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod audit;
 pub mod batch;
+pub mod bounded;
 pub mod caps;
 pub mod config;
 pub mod consent_feed;
