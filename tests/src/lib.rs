@@ -134,6 +134,8 @@ pub struct Options {
     /// The gateway's state directory (volume-cap counters); default: one
     /// inside the harness's temporary directory.
     pub state_dir: Option<PathBuf>,
+    /// `gateway.upstream_owner`: the member whose server the upstream is.
+    pub upstream_owner: Option<String>,
 }
 
 /// A running gateway with its upstream, certificates and audit log.
@@ -169,6 +171,7 @@ impl Default for Options {
             extra_policies: Vec::new(),
             partner_lines: Vec::new(),
             state_dir: None,
+            upstream_owner: None,
         }
     }
 }
@@ -220,6 +223,7 @@ impl Harness {
             },
             limits: options.limits.clone(),
             consent_feed: options.consent_feed.clone(),
+            upstream_owner: options.upstream_owner.clone(),
             state_dir: Some(
                 options
                     .state_dir

@@ -71,3 +71,71 @@ async fn a_four_megabyte_control_byte_value_is_refused_and_recorded_bounded() {
     assert_eq!(next.status, 200, "{}", next.text());
     assert_eq!(h.audit_records().len(), before + 2);
 }
+
+#[tokio::test]
+async fn a_write_is_never_forwarded_when_its_intent_cannot_be_recorded() {
+    // Found with a full audit disk: POST /Task answered 503 "no data is
+    // released", yet the Task had been created upstream, unaudited.
+    let h = Harness::start_with(Options {
+        audit_on_full_disk: true,
+        ..Options::default()
+    })
+    .await;
+    let task = serde_json::json!({
+        "resourceType": "Task", "status": "requested", "intent": "order",
+        "for": {"reference": format!("Patient/{}", h.patient())}
+    });
+    let response = h
+        .client("maple-primary")
+        .send(
+            Method::POST,
+            &h.url("Task"),
+            &[
+                ("content-type", "application/fhir+json"),
+                ("x-purpose-of-use", "TREAT"),
+            ],
+            Some(task.to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 503, "{}", response.text());
+    assert!(
+        !h.upstream
+            .store()
+            .recorded_requests()
+            .iter()
+            .any(|r| r.method == "POST"),
+        "the write reached the upstream without an audit record"
+    );
+}
+
+#[tokio::test]
+async fn a_write_leaves_its_intent_before_and_its_outcome_after() {
+    let h = Harness::start().await;
+    let task = serde_json::json!({
+        "resourceType": "Task", "status": "requested", "intent": "order",
+        "for": {"reference": format!("Patient/{}", h.patient())}
+    });
+    let response = h
+        .client("maple-primary")
+        .send(
+            Method::POST,
+            &h.url("Task"),
+            &[
+                ("content-type", "application/fhir+json"),
+                ("x-purpose-of-use", "TREAT"),
+            ],
+            Some(task.to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 201, "{}", response.text());
+    let records = h.audit_records();
+    let outcome = records.last().unwrap();
+    let intent_seq = outcome.intent_seq.expect("the outcome names its intent");
+    let intent = records.iter().find(|r| r.seq == intent_seq).unwrap();
+    assert_eq!(intent.phase.as_deref(), Some("intent"));
+    assert_eq!(intent.request_id, outcome.request_id);
+    assert!(intent.seq < outcome.seq);
+    assert_eq!(outcome.phase.as_deref(), Some("outcome"));
+}

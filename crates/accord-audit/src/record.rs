@@ -90,6 +90,15 @@ pub struct AuditRecord {
     /// set damaged records aside (`accord audit quarantine`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<crate::quarantine::Note>,
+    /// `intent` on the record a write leaves *before* it is forwarded (no
+    /// record, no effect: a write whose intent cannot be recorded is never
+    /// sent); its outcome is the request's own record, which names the
+    /// intent's sequence number in `intent_seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// On a write's outcome record: the sequence number of its intent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent_seq: Option<u64>,
 }
 
 /// One patient's share of a response.
@@ -203,6 +212,8 @@ impl Default for AuditRecord {
             upstream_latency_us: None,
             latency_us: 0,
             quarantine: None,
+            phase: None,
+            intent_seq: None,
         }
     }
 }

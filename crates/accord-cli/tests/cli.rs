@@ -60,7 +60,11 @@ fn demo_once_tours_permits_and_denials_and_exits_zero() {
     let second = run();
     assert!(second.status.success());
     let log = accord_audit::read_records(&dir.path().join("audit")).unwrap();
-    assert_eq!(log.len(), 18, "two tours of nine requests each");
+    assert_eq!(
+        log.len(),
+        20,
+        "two tours of nine requests each, and each tour's write leaves its intent first"
+    );
 }
 
 #[test]

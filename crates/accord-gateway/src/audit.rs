@@ -132,7 +132,22 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
         upstream_latency_us: ctx.upstream_wait.micros(),
         latency_us: u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
         quarantine: None,
+        phase: ctx.intent_seq.map(|_| "outcome".to_owned()),
+        intent_seq: ctx.intent_seq,
     }
+}
+
+/// The record a write leaves before it is forwarded: who asks to change
+/// what, under which rule. If it cannot be made durable, the write is
+/// never sent.
+pub fn intent(ctx: &RequestContext, now: OffsetDateTime) -> AuditRecord {
+    let mut record = record(ctx, StatusCode::ACCEPTED, now);
+    record.phase = Some("intent".to_owned());
+    record.intent_seq = None;
+    record.rule = format!("intent: {}", record.rule);
+    record.patients = Vec::new();
+    record.bytes = 0;
+    record
 }
 
 /// Per patient, the resources released, withheld and redacted, by type,

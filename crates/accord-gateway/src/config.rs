@@ -29,6 +29,12 @@ pub struct GatewayConfig {
     /// CA bundle to trust for an `https://` upstream instead of the system
     /// roots.
     pub upstream_ca: Option<PathBuf>,
+    /// The partner (policies/partners.toml id) whose FHIR server the
+    /// upstream is: every resource read from it is that member's record.
+    /// Unset: a shared server, where each resource's source is read from
+    /// the resource (`meta.source`, its organization elements, its
+    /// Encounter; see policies/README.md).
+    pub upstream_owner: Option<String>,
     pub tls: TlsFiles,
     pub limits: Limits,
     /// Patients' Consent resources pulled from the upstream server.
@@ -85,6 +91,7 @@ impl Default for GatewayConfig {
             upstream_url: "http://127.0.0.1:8080/fhir".to_owned(),
             upstream_aliases: Vec::new(),
             upstream_ca: None,
+            upstream_owner: None,
             tls: TlsFiles::default(),
             limits: Limits::default(),
             consent_feed: ConsentFeedConfig::default(),

@@ -44,6 +44,9 @@ pub struct RequestContext {
     pub cap: Option<String>,
     /// Time spent waiting for the upstream, if it was called.
     pub upstream_wait: UpstreamWait,
+    /// For a write: the sequence number of the intent record made durable
+    /// before it was forwarded.
+    pub intent_seq: Option<u64>,
 }
 
 impl RequestContext {
@@ -76,6 +79,7 @@ impl RequestContext {
             bytes: 0,
             cap: None,
             upstream_wait: UpstreamWait::default(),
+            intent_seq: None,
         }
     }
 

@@ -2,12 +2,15 @@
 //! built through the same typed request as a partner's, and anything but a
 //! 200 searchset is an error.
 
+use std::collections::{BTreeSet, HashMap};
+
 use accord_fhir::{FhirRequest, Interaction, Method, ResourceType, SearchParams};
 use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::GatewayError;
 use crate::forward::{Upstream, UpstreamResponse, UpstreamWait};
+use crate::paging::entry_resources;
 
 /// Search parameters from name/value pairs.
 pub fn form_query(pairs: &[(&str, &str)]) -> SearchParams {
@@ -51,4 +54,68 @@ pub fn searchset(response: UpstreamResponse) -> Result<Value, GatewayError> {
         return Err(GatewayError::upstream_invalid());
     }
     Ok(bundle)
+}
+
+/// Resources asked for in one `_id` search.
+const PER_SEARCH: usize = 50;
+/// At most this many resources are read for one response; what names
+/// others stays unresolved (and is withheld where that matters).
+pub const MAX_PER_RESPONSE: usize = 500;
+
+/// Reads the resources of type `ty` with these ids, keyed `Type/<id>`.
+/// Ids the upstream does not return, or a failed search, are simply
+/// missing: callers treat them as unknown (fail closed).
+pub async fn read_by_ids(
+    upstream: &Upstream,
+    ty: &str,
+    ids: &BTreeSet<String>,
+    request_id: &str,
+    waited: &mut UpstreamWait,
+) -> HashMap<String, Value> {
+    let mut found = HashMap::new();
+    let ids: Vec<&String> = ids.iter().take(MAX_PER_RESPONSE).collect();
+    for chunk in ids.chunks(PER_SEARCH) {
+        let joined = chunk
+            .iter()
+            .map(|id| id.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let count = PER_SEARCH.to_string();
+        let params = form_query(&[("_id", joined.as_str()), ("_count", count.as_str())]);
+        match search(upstream, ty, params, request_id, waited).await {
+            Ok(bundle) => {
+                for resource in entry_resources(&bundle) {
+                    if resource.get("resourceType").and_then(Value::as_str) == Some(ty)
+                        && let Some(id) = resource.get("id").and_then(Value::as_str)
+                        && chunk.iter().any(|asked| asked.as_str() == id)
+                    {
+                        found.insert(format!("{ty}/{id}"), resource.clone());
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%request_id, %ty, error = %error.message,
+                    "lookup failed; what names these resources stays unresolved");
+            }
+        }
+    }
+    found
+}
+
+/// `Type/<id>` for a reference to a `ty` (relative, absolute or
+/// versioned); `None` for anything else.
+pub fn reference_key(reference: &str, ty: &str) -> Option<String> {
+    let parts: Vec<&str> = reference.split('/').collect();
+    let at = parts.iter().rposition(|p| *p == ty)?;
+    let id = parts.get(at + 1).filter(|id| is_id(id))?;
+    Some(format!("{ty}/{id}"))
+}
+
+/// A FHIR logical id: 1–64 of `A-Z a-z 0-9 - .`.
+fn is_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }

@@ -9,34 +9,40 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use accord_fhir::SearchParams;
 use serde_json::Value;
 
 use crate::forward::{Upstream, UpstreamWait};
 use crate::paging::entry_resources;
 
-/// Medications asked for in one upstream search.
-const PER_SEARCH: usize = 50;
-/// At most this many Medications are read for one response; prescriptions
-/// naming others are withheld.
-pub const MAX_PER_RESPONSE: usize = 500;
-
 /// `Medication/<id>` for a reference to a Medication (relative, absolute or
 /// versioned); `None` for anything else.
 pub fn medication_key(reference: &str) -> Option<String> {
-    let parts: Vec<&str> = reference.split('/').collect();
-    let at = parts.iter().rposition(|p| *p == "Medication")?;
-    let id = parts.get(at + 1).filter(|id| is_id(id))?;
-    Some(format!("Medication/{id}"))
+    crate::lookup::reference_key(reference, "Medication")
 }
 
-/// A FHIR logical id: 1–64 of `A-Z a-z 0-9 - .`.
-fn is_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+/// `Encounter/<id>` for a reference to an Encounter.
+pub fn encounter_key(reference: &str) -> Option<String> {
+    crate::lookup::reference_key(reference, "Encounter")
+}
+
+/// The Encounter ids the resources of an upstream response were recorded
+/// in (`encounter`, `context`): their `serviceProvider` says whose record
+/// they are on a shared server.
+pub fn referenced_encounters(body: &[u8]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let Ok(json) = serde_json::from_slice::<Value>(body) else {
+        return out;
+    };
+    let mut add = |resource: &Value| {
+        if let Some(key) = accord_policy::origin::encounter_of(resource).and_then(encounter_key)
+            && let Some(id) = key.strip_prefix("Encounter/")
+        {
+            out.insert(id.to_owned());
+        }
+    };
+    add(&json);
+    entry_resources(&json).for_each(add);
+    out
 }
 
 /// The Medication ids named by `medicationReference` in an upstream
@@ -61,44 +67,15 @@ pub fn referenced_medications(body: &[u8]) -> BTreeSet<String> {
     out
 }
 
-/// Reads the Medications with these ids from the upstream, by
-/// `Medication/<id>`. Ids the upstream does not return (or a failed
-/// search) are simply missing: their prescriptions are withheld.
+/// Reads the Medications with these ids, by `Medication/<id>`; ids the
+/// upstream does not return are missing, and their prescriptions withheld.
 pub async fn read_medications(
     upstream: &Upstream,
     ids: &BTreeSet<String>,
     request_id: &str,
     waited: &mut UpstreamWait,
 ) -> HashMap<String, Value> {
-    let mut found = HashMap::new();
-    let ids: Vec<&String> = ids.iter().take(MAX_PER_RESPONSE).collect();
-    for chunk in ids.chunks(PER_SEARCH) {
-        let mut params = SearchParams::default();
-        let joined = chunk
-            .iter()
-            .map(|id| id.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
-        params.push("_id", &joined);
-        params.push("_count", &PER_SEARCH.to_string());
-        match crate::lookup::search(upstream, "Medication", params, request_id, waited).await {
-            Ok(bundle) => {
-                for medication in entry_resources(&bundle) {
-                    if medication.get("resourceType").and_then(Value::as_str) == Some("Medication")
-                        && let Some(id) = medication.get("id").and_then(Value::as_str)
-                        && chunk.iter().any(|asked| asked.as_str() == id)
-                    {
-                        found.insert(format!("Medication/{id}"), medication.clone());
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%request_id, error = %error.message,
-                    "medication lookup failed; prescriptions naming these medications are withheld");
-            }
-        }
-    }
-    found
+    crate::lookup::read_by_ids(upstream, "Medication", ids, request_id, waited).await
 }
 
 #[cfg(test)]

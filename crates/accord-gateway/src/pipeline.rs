@@ -32,7 +32,8 @@ use crate::filter::redisclosure::attach_notice;
 use crate::filter::{Checks, Releasable, empty_searchset, filter, gateway_made};
 use crate::forward::Upstream;
 use crate::identify::identify;
-use crate::medications::{read_medications, referenced_medications};
+use crate::lookup::read_by_ids;
+use crate::medications::{read_medications, referenced_encounters, referenced_medications};
 use crate::narrow::{Narrowing, check_shape, named_patients, narrow};
 use crate::parse::{parse_purpose, parse_request};
 use crate::policy_store::PolicyStore;
@@ -68,6 +69,8 @@ pub struct Gateway {
     pub(crate) random: SystemRandom,
     pub(crate) referrals: ReferralResolver,
     pub(crate) caps: Arc<VolumeCaps>,
+    /// The member whose server the upstream is (`gateway.upstream_owner`).
+    pub(crate) upstream_owner: Option<PartnerId>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -208,7 +211,8 @@ impl Gateway {
         }
 
         // narrow
-        let scope = Scope::new(&policies, &partner, &purpose, now, obligations.as_ref());
+        let scope = Scope::new(&policies, &partner, &purpose, now, obligations.as_ref())
+            .with_owner(self.upstream_owner.as_ref());
         let referral_parties = scope.referral_parties();
         let mut narrowing = Narrowing::Forward;
         if let Some(parties) = &referral_parties {
@@ -236,6 +240,11 @@ impl Gateway {
             });
         }
 
+        // record the intent: no record, no effect
+        if is_write(&fhir) {
+            self.record_intent(ctx).await?;
+        }
+
         // forward
         let upstream = self
             .upstream
@@ -253,6 +262,20 @@ impl Gateway {
             let patients = patients_in_response(&upstream.body);
             self.resolve_referrals(&scope, &policies, parties, patients, ctx)
                 .await?;
+        }
+        if scope.needs_origins() && self.upstream_owner.is_none() {
+            let encounters = referenced_encounters(&upstream.body);
+            if !encounters.is_empty() {
+                let found = read_by_ids(
+                    &self.upstream,
+                    "Encounter",
+                    &encounters,
+                    &ctx.request_id,
+                    &mut ctx.upstream_wait,
+                )
+                .await;
+                scope.learn_encounters(found);
+            }
         }
         let medications = referenced_medications(&upstream.body);
         if !medications.is_empty() {
@@ -335,6 +358,7 @@ impl Gateway {
                     interaction: Interaction::BatchOrTransaction,
                     params: accord_fhir::SearchParams::default(),
                 };
+                self.record_intent(ctx).await?;
                 let upstream = self
                     .upstream
                     .send(
@@ -409,6 +433,16 @@ impl Gateway {
             audit::append(&self.audit, record).await?;
             Ok(result)
         })
+    }
+
+    /// Makes the write's intent durable before anything is forwarded; the
+    /// outcome record then names it. `Err` (503, nothing sent) when the
+    /// log cannot take it.
+    async fn record_intent(&self, ctx: &mut RequestContext) -> Result<(), GatewayError> {
+        let receipt =
+            audit::append(&self.audit, audit::intent(ctx, OffsetDateTime::now_utc())).await?;
+        ctx.intent_seq = Some(receipt.seq);
+        Ok(())
     }
 
     /// The refusal for a used-up cap; the audit record names the cap.
@@ -662,4 +696,17 @@ fn cap_key(decision: &Decision) -> Option<CapKey> {
         agreement: agreement.to_string(),
         partner: obligations.partner.to_string(),
     })
+}
+
+/// Whether the request may change the upstream: a create, update, patch
+/// or delete, or an operation invoked with anything but GET.
+fn is_write(fhir: &FhirRequest) -> bool {
+    match fhir.interaction {
+        Interaction::Create { .. }
+        | Interaction::Update { .. }
+        | Interaction::Patch { .. }
+        | Interaction::Delete { .. } => true,
+        Interaction::Operation { .. } => fhir.method != accord_fhir::Method::Get,
+        _ => false,
+    }
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use accord_fhir::{InteractionKind, Purpose, ResourceType};
 use accord_policy::{
     AccessRequest, Category, CategoryId, CohortMembers, ConsentQuery, ConsentRule, Obligations,
-    PartnerId, PolicySet, ResourceFacts, ResourceVerdict,
+    Origin, PartnerId, PolicySet, ResourceFacts, ResourceVerdict,
 };
 use serde_json::Value;
 
@@ -46,6 +46,11 @@ pub struct Scope<'a> {
     /// reference (`Medication/<id>` → resource), read for this request; a
     /// prescription whose Medication is not here cannot be classified.
     medications: Mutex<HashMap<String, Value>>,
+    /// The Encounters the response's resources were recorded in
+    /// (`Encounter/<id>` → resource), read to find whose records they are.
+    encounters: Mutex<HashMap<String, Value>>,
+    /// The member whose server the upstream is, if it is one member's.
+    owner: Option<&'a PartnerId>,
     /// Whether a resource in a 42 CFR Part 2 category was released (the
     /// §2.32 notice must go with the response).
     part2_released: AtomicBool,
@@ -70,6 +75,8 @@ impl<'a> Scope<'a> {
             permitted: Mutex::new(HashMap::new()),
             referral_members: Mutex::new(HashMap::new()),
             medications: Mutex::new(HashMap::new()),
+            encounters: Mutex::new(HashMap::new()),
+            owner: None,
             part2_released: AtomicBool::new(false),
         }
     }
@@ -198,6 +205,38 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// The upstream is one member's server: all it holds is that member's.
+    #[must_use]
+    pub fn with_owner(mut self, owner: Option<&'a PartnerId>) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// Whether the grant names a source, so every released resource's
+    /// origin must be known.
+    pub fn needs_origins(&self) -> bool {
+        self.obligations.is_some_and(|o| o.source.is_some())
+    }
+
+    /// Records the Encounters read for this request, by `Encounter/<id>`.
+    pub fn learn_encounters(&self, found: HashMap<String, Value>) {
+        if let Ok(mut known) = self.encounters.lock() {
+            known.extend(found);
+        }
+    }
+
+    /// Whose record `resource` is: the upstream's owner, or what the
+    /// resource (and its Encounter) say.
+    fn origin(&self, resource: &Value) -> Origin {
+        if let Some(owner) = self.owner {
+            return Origin::Of(owner.clone());
+        }
+        let encounter = accord_policy::origin::encounter_of(resource)
+            .and_then(crate::medications::encounter_key)
+            .and_then(|key| self.encounters.lock().ok()?.get(&key).cloned());
+        self.policies.origin_of(resource, encounter.as_ref())
+    }
+
     /// Records the Medications read for this request, by `Medication/<id>`.
     pub fn learn_medications(&self, found: HashMap<String, Value>) {
         if let Ok(mut known) = self.medications.lock() {
@@ -236,6 +275,9 @@ impl<'a> Scope<'a> {
             return (ResourceVerdict::Release, Sensitivity::new());
         };
         let mut facts = self.facts(resource);
+        if self.needs_origins() {
+            facts.origin = self.origin(resource);
+        }
         // The patients the filter placed (and checked for reach).
         facts.patients = patients.iter().map(|p| format!("Patient/{p}")).collect();
         if self.referral_parties().is_some() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use accord_audit::AuditSink;
 use accord_fhir::BaseRewrite;
-use accord_policy::PolicySet;
+use accord_policy::{PartnerId, PolicySet};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -50,6 +50,8 @@ pub enum StartError {
     ConsentFeed(#[from] FeedError),
     #[error(transparent)]
     Caps(#[from] crate::caps::CapsStoreError),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A running gateway.
@@ -126,6 +128,12 @@ impl GatewayServer {
             random: SystemRandom::new(),
             referrals: crate::referral::ReferralResolver::new(bases),
             caps: Arc::clone(&caps),
+            upstream_owner: config
+                .upstream_owner
+                .as_deref()
+                .map(PartnerId::parse)
+                .transpose()
+                .map_err(|e| StartError::Config(format!("gateway.upstream_owner: {e}")))?,
         });
         let task = tokio::spawn(accept_loop(
             listener,

@@ -12,6 +12,7 @@ use accord_fhir::ResourceType;
 use accord_fhir::compartment::{PatientLinks, patient_links};
 use serde_json::Value;
 
+use crate::origin::Origin;
 use crate::sensitivity::Coding;
 
 /// What the policy knows about one resource.
@@ -41,6 +42,9 @@ pub struct ResourceFacts {
     /// For referral cohorts, whether the gateway found a referral between
     /// the parties for the patient; `None` when it did not look (unknown).
     pub in_referral_cohort: Option<bool>,
+    /// Whose record it is (see `origin.rs`); asked only under a grant
+    /// that names a `source`.
+    pub origin: Origin,
 }
 
 /// Human-readable text of a code, lower-cased.

@@ -26,6 +26,7 @@ use crate::consent::{ConsentIndex, ConsentQuery, ConsentRule};
 use crate::decide::AccessRequest;
 use crate::facts::ResourceFacts;
 use crate::ids::{AgreementId, CategoryId, CohortId, PartnerId};
+use crate::origin::Origin;
 use crate::sensitivity::Category;
 use crate::version::PolicyVersion;
 
@@ -50,6 +51,8 @@ pub struct Obligations {
     pub sensitive_forbidden: BTreeSet<CategoryId>,
     pub caps: Caps,
     pub population_search: bool,
+    /// The grant's `source`: only this member's records are released.
+    pub source: Option<PartnerId>,
     /// Types whose resources are withheld when none of their codes is in
     /// a code system the sensitivity tables cover (the agreement's
     /// `[unclassified]`, or the built-in default).
@@ -111,6 +114,13 @@ pub enum WithholdReason {
     /// A prescription names its drug by a `Medication` the gateway could
     /// not read: it cannot be classified.
     MedicationUnknown,
+    /// Another member's record, under a grant that names its source.
+    OtherSource {
+        source: PartnerId,
+    },
+    /// Whose record it is cannot be determined, under a grant that names
+    /// a source.
+    SourceUndetermined,
     /// None of its codes is in a code system the sensitivity tables cover,
     /// and the agreement withholds such resources of this type.
     Unclassified,
@@ -206,6 +216,7 @@ impl Obligations {
             sensitive_forbidden: forbidden,
             caps: grant.caps,
             population_search: grant.population_search,
+            source: grant.source.clone(),
             unclassified_withheld: agreement.unclassified_withheld.clone(),
             rules,
             policy_version: set.version.clone(),
@@ -245,6 +256,17 @@ impl PolicySet {
         };
         if !obligations.resource_types.contains(&ty) {
             return Withhold(WithholdReason::TypeNotGranted);
+        }
+        if let Some(source) = &obligations.source {
+            match &facts.origin {
+                Origin::Of(of) if of == source => {}
+                Origin::Of(of) => {
+                    return Withhold(WithholdReason::OtherSource { source: of.clone() });
+                }
+                Origin::Unresolved | Origin::Undetermined => {
+                    return Withhold(WithholdReason::SourceUndetermined);
+                }
+            }
         }
         if let Some(cohort) = obligations
             .cohort

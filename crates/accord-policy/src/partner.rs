@@ -15,6 +15,9 @@ pub struct Partner {
     /// (`Organization/<id>`), when named explicitly; otherwise the gateway
     /// finds it by [`Partner::identifiers`]. Used to resolve referral cohorts.
     pub organization: Option<String>,
+    /// URI prefixes of the partner's systems as they appear in
+    /// `meta.source` on a shared FHIR server (whose records are whose).
+    pub source_systems: Vec<String>,
     /// Who to call about this partnership (free text).
     pub contact: Option<String>,
     /// The organization's postal address, one line (HIPAA §164.528 asks
@@ -62,6 +65,8 @@ pub(crate) struct PartnerEntry {
     pub identifiers: Vec<String>,
     #[serde(default)]
     pub organization: Option<String>,
+    #[serde(default)]
+    pub source_systems: Vec<String>,
     #[serde(default)]
     pub contact: Option<String>,
     #[serde(default)]

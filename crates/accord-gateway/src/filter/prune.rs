@@ -5,7 +5,8 @@
 //! (types, contained resources, the Patient compartment), `reference`
 //! (patients, contained references), `system` + `code` (codes for
 //! sensitivity, `meta.security` labels) and `display` + `text` (the words
-//! a category's display terms match), and the objects and arrays on the
+//! a category's display terms match), `source` (`meta.source`: whose
+//! record it is), and the objects and arrays on the
 //! way to them (so element paths still lead where they did). An object or
 //! array member with nothing kept inside (`text`, `valueQuantity`) is left
 //! out, which saves most of the tree's allocations; array items are always
@@ -34,6 +35,7 @@ const KEPT: &[&str] = &[
     "code",
     "display",
     "text",
+    "source",
 ];
 
 /// The key serde_json uses for a number under `arbitrary_precision`.

@@ -76,6 +76,7 @@ pub(crate) fn test_partner(id: &str, organization: Option<&str>) -> Partner {
         name: id.to_owned(),
         identifiers: Vec::new(),
         organization: organization.map(str::to_owned),
+        source_systems: Vec::new(),
         contact: None,
         address: None,
         status: crate::partner::PartnerStatus::Active,

@@ -54,6 +54,7 @@ pub(crate) fn compile_partners(source: &SourceFile, errors: &mut Vec<PolicyError
             name,
             identifiers,
             organization,
+            source_systems,
             contact,
             address,
             status,
@@ -92,6 +93,7 @@ pub(crate) fn compile_partners(source: &SourceFile, errors: &mut Vec<PolicyError
                 name,
                 identifiers,
                 organization,
+                source_systems,
                 contact,
                 // Blank means not given: the accounting then says so.
                 address: address.filter(|a| !a.trim().is_empty()),

@@ -28,6 +28,13 @@ fn condition(patient: &str, icd: &str) -> ResourceFacts {
         "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": icd}]}
     }));
     facts.in_referral_cohort = Some(true);
+    // The shipped clinical-record grant shares Riverside's records.
+    by("riverside-bh", facts)
+}
+
+/// The facts of a record of `source`.
+fn by(source: &str, mut facts: ResourceFacts) -> ResourceFacts {
+    facts.origin = Origin::Of(PartnerId::parse(source).unwrap());
     facts
 }
 
@@ -101,7 +108,10 @@ fn redactions_forbidden_categories_and_cohorts_apply_per_resource() {
             .count(),
         1
     );
-    let patient = ResourceFacts::of(&json!({"resourceType": "Patient", "id": "pat-0001"}));
+    let patient = by(
+        "maple-primary",
+        ResourceFacts::of(&json!({"resourceType": "Patient", "id": "pat-0001"})),
+    );
     assert_eq!(
         set.check_resource(&plan, &patient, &consents, at),
         ResourceVerdict::Redact(vec![
@@ -111,12 +121,15 @@ fn redactions_forbidden_categories_and_cohorts_apply_per_resource() {
             "Patient.contact".into()
         ])
     );
-    let outside = ResourceFacts::of(&json!({"resourceType": "Patient", "id": "pat-0002"}));
+    let outside = by(
+        "maple-primary",
+        ResourceFacts::of(&json!({"resourceType": "Patient", "id": "pat-0002"})),
+    );
     assert_eq!(
         set.check_resource(&plan, &outside, &consents, at),
         ResourceVerdict::Withhold(WithholdReason::OutsideCohort)
     );
-    let mut hiv = condition("Patient/pat-0001", "B20");
+    let mut hiv = by("maple-primary", condition("Patient/pat-0001", "B20"));
     hiv.in_referral_cohort = None;
     assert_eq!(
         set.check_resource(&plan, &hiv, &consents, at),
@@ -130,13 +143,47 @@ fn redactions_forbidden_categories_and_cohorts_apply_per_resource() {
         ResourceVerdict::Withhold(WithholdReason::TypeNotGranted)
     );
     // A security label is enough to make data sensitive.
-    let labelled = ResourceFacts::of(&json!({
-        "resourceType": "Observation",
-        "subject": {"reference": "Patient/pat-0001"},
-        "meta": {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}]}
-    }));
+    let labelled = by(
+        "maple-primary",
+        ResourceFacts::of(&json!({
+            "resourceType": "Observation",
+            "subject": {"reference": "Patient/pat-0001"},
+            "meta": {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"}]}
+        })),
+    );
     assert!(matches!(
         set.check_resource(&plan, &labelled, &consents, at),
         ResourceVerdict::Withhold(WithholdReason::SensitiveForbidden { .. })
     ));
+}
+
+#[test]
+fn a_grant_with_a_source_releases_only_that_members_records() {
+    let set = shipped();
+    let at = datetime!(2026-06-15 12:00 UTC);
+    let consents = set.consents().clone();
+    let maple = permit(
+        &set,
+        "maple-primary",
+        "TREAT",
+        "GET /Condition?patient=Patient/pat-0001",
+    );
+    let riverside = condition("Patient/pat-0001", "I10");
+    assert_eq!(
+        set.check_resource(&maple, &riverside, &consents, at),
+        ResourceVerdict::Release
+    );
+    let brigid = by("st-brigid", condition("Patient/pat-0001", "I10"));
+    assert_eq!(
+        set.check_resource(&maple, &brigid, &consents, at),
+        ResourceVerdict::Withhold(WithholdReason::OtherSource {
+            source: PartnerId::parse("st-brigid").unwrap()
+        })
+    );
+    let mut unknown = condition("Patient/pat-0001", "I10");
+    unknown.origin = Origin::Undetermined;
+    assert_eq!(
+        set.check_resource(&maple, &unknown, &consents, at),
+        ResourceVerdict::Withhold(WithholdReason::SourceUndetermined)
+    );
 }
