@@ -14,6 +14,9 @@ tests/interop/run starts sekmet and `accord serve` and exports:
                            ACCORD_INTEROP_CAP_RESOURCES resources a day,
                            with its own audit log (ACCORD_INTEROP_CAPPED_AUDIT)
                            and fresh cap counters each run
+  ACCORD_INTEROP_GATEWAY_MAPLE  a gateway in front of the same sekmet as Maple
+                           Street's server (upstream_owner = maple-primary): the
+                           health plan's grant shares Maple's records
   ACCORD_INTEROP_GATEWAY_DOWN  a fourth gateway whose upstream
                            (ACCORD_INTEROP_DEAD_UPSTREAM) is a port nothing
                            listens on; its audit log: ACCORD_INTEROP_DOWN_AUDIT
@@ -101,6 +104,7 @@ class Env:
     gateway: str
     alias: str
     capped: str
+    maple: str
     upstream: str
     pki: Path
     audit: Path
@@ -133,7 +137,7 @@ class Env:
 
     def hook(self, response: requests.Response, *args, **kwargs) -> requests.Response:
         base = next(
-            (b for b in (self.alias, self.capped, self.down) if response.url.startswith(b + "/")),
+            (b for b in (self.alias, self.capped, self.maple, self.down) if response.url.startswith(b + "/")),
             self.gateway,
         )
         check_gateway_response(response, base, self.traces)
@@ -151,6 +155,7 @@ def env() -> Env:
         gateway=_required("ACCORD_INTEROP_GATEWAY").rstrip("/"),
         alias=_required("ACCORD_INTEROP_GATEWAY_ALIAS").rstrip("/"),
         capped=_required("ACCORD_INTEROP_GATEWAY_CAPPED").rstrip("/"),
+        maple=_required("ACCORD_INTEROP_GATEWAY_MAPLE").rstrip("/"),
         upstream=upstream.rstrip("/"),
         pki=Path(_required("ACCORD_INTEROP_PKI")),
         audit=Path(_required("ACCORD_INTEROP_AUDIT")),

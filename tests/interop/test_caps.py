@@ -86,8 +86,9 @@ def test_the_request_after_the_daily_cap_is_throttled(env, fhirpy, smart, http, 
     assert len(permitted) == env.cap_requests, "exactly the cap's worth was released"
 
     # The cap is the plan's under this agreement: another partner, under its
-    # own agreement, is still served by the same gateway.
-    other = http("maple-primary", "TREAT").get(f"{env.capped}/Patient/pat-0003", timeout=30)
+    # own agreement (the referrals grant, which names no source), is still
+    # served by the same gateway.
+    other = http("maple-primary", "TREAT").get(f"{env.capped}/Task", params={"patient": "pat-0003"}, timeout=30)
     assert other.status_code == 200, other.text[:300]
 
 

@@ -60,7 +60,7 @@ def test_a_population_search_returns_only_group_members_labs(env, http, upstream
     held = _entries(upstream.fhir_get("Observation", category="laboratory", _count="1000"))
     outside = {_patient_of(o) for o in held} - members
     assert outside, "sekmet holds laboratory results of patients outside the Group"
-    released = _all_pages(http(PAYER, "HOPERAT"), f"{env.gateway}/Observation", {"_count": "50"})
+    released = _all_pages(http(PAYER, "HOPERAT"), f"{env.maple}/Observation", {"_count": "50"})
     assert released, "the Group members' laboratory results are released"
     for observation in released:
         assert _patient_of(observation) in members, f"Observation/{observation['id']} is outside the Group"
@@ -73,13 +73,13 @@ def test_a_patient_outside_the_group_looks_like_a_patient_with_no_data(env, http
     held = _entries(upstream.fhir_get("Observation", category="laboratory", _count="1000"))
     outsider = sorted({_patient_of(o) for o in held} - members - {""})[0]
     s = http(PAYER, "HOPERAT")
-    answer = s.get(f"{env.gateway}/Observation", params={"patient": outsider}, timeout=30)
-    nobody = s.get(f"{env.gateway}/Observation", params={"patient": "no-such-patient"}, timeout=30)
+    answer = s.get(f"{env.maple}/Observation", params={"patient": outsider}, timeout=30)
+    nobody = s.get(f"{env.maple}/Observation", params={"patient": "no-such-patient"}, timeout=30)
     assert answer.status_code == nobody.status_code == 200, answer.text
     strip = lambda b: {k: v for k, v in b.items() if k not in ("id", "meta", "link")}  # noqa: E731
     assert strip(answer.json()) == strip(nobody.json())
-    read = s.get(f"{env.gateway}/Patient/{outsider}", timeout=30)
-    missing = s.get(f"{env.gateway}/Patient/no-such-patient", timeout=30)
+    read = s.get(f"{env.maple}/Patient/{outsider}", timeout=30)
+    missing = s.get(f"{env.maple}/Patient/no-such-patient", timeout=30)
     assert read.status_code == missing.status_code == 404
     assert read.json()["issue"][0]["code"] == missing.json()["issue"][0]["code"]
 
@@ -91,7 +91,7 @@ def test_a_group_member_arrives_without_contact_details(env, http, upstream):
         truth = upstream.get(f"{env.upstream}/Patient/{member}", timeout=30)
         if truth.status_code != 200 or not ({"address", "telecom"} & truth.json().keys()):
             continue
-        r = s.get(f"{env.gateway}/Patient/{member}", timeout=30)
+        r = s.get(f"{env.maple}/Patient/{member}", timeout=30)
         assert r.status_code == 200, r.text
         patient = r.json()
         assert not ({"address", "telecom", "photo", "contact"} & patient.keys()), patient.keys()
@@ -173,7 +173,7 @@ def test_sensitive_diagnoses_of_members_never_reach_the_plan(env, http, upstream
     sensitive = {c["id"] for c in held if any(
         x.get("system") == ICD10 and x.get("code", "")[:1] == "F" for x in c.get("code", {}).get("coding", []))}
     assert sensitive, "sekmet holds sensitive diagnoses of Group members"
-    released = _all_pages(http(PAYER, "HOPERAT"), f"{env.gateway}/Condition", {"_count": "50"})
+    released = _all_pages(http(PAYER, "HOPERAT"), f"{env.maple}/Condition", {"_count": "50"})
     assert released, "the members' other diagnoses are released"
     assert {c["id"] for c in released} <= {c["id"] for c in held}, "only Group members' diagnoses"
     leaked = sensitive & {c["id"] for c in released}

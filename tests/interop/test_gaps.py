@@ -141,7 +141,7 @@ def test_elements_cannot_bring_back_redacted_contact_details(env, http, upstream
     members = sorted(m["entity"]["reference"].split("/")[-1] for m in json.loads(group.read_text())["member"])
     member = next(m for m in members if "telecom" in upstream.fhir_get(f"Patient/{m}"))
     r = http("lakeshore-health-plan", "HOPERAT").get(
-        f"{env.gateway}/Patient", params={"_id": member, "_elements": "telecom,address"}, timeout=30
+        f"{env.maple}/Patient", params={"_id": member, "_elements": "telecom,address"}, timeout=30
     )
 
     def nothing_redacted_arrives(bundle):

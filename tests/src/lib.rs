@@ -136,6 +136,9 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// `gateway.upstream_owner`: the member whose server the upstream is.
     pub upstream_owner: Option<String>,
+    /// One server per member: the harness's own in-memory upstream as this
+    /// member's, and the others as (owner, base URL).
+    pub members: Option<(String, Vec<(String, String)>)>,
 }
 
 /// A running gateway with its upstream, certificates and audit log.
@@ -172,6 +175,7 @@ impl Default for Options {
             partner_lines: Vec::new(),
             state_dir: None,
             upstream_owner: None,
+            members: None,
         }
     }
 }
@@ -224,6 +228,18 @@ impl Harness {
             limits: options.limits.clone(),
             consent_feed: options.consent_feed.clone(),
             upstream_owner: options.upstream_owner.clone(),
+            upstreams: match &options.members {
+                Some((own, others)) => std::iter::once((own.clone(), upstream.base_url()))
+                    .chain(others.iter().cloned())
+                    .map(|(owner, url)| accord_gateway::config::MemberUpstream {
+                        owner,
+                        url,
+                        ca: None,
+                        aliases: Vec::new(),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            },
             state_dir: Some(
                 options
                     .state_dir

@@ -35,6 +35,12 @@ pub struct GatewayConfig {
     /// the resource (`meta.source`, its organization elements, its
     /// Encounter; see policies/README.md).
     pub upstream_owner: Option<String>,
+    /// One FHIR server per member (`[[gateway.upstreams]]`): searches fan
+    /// out over them and merge, reads go to the server that holds the id,
+    /// each server's resources are its owner's records. When set,
+    /// `upstream_url` and `upstream_owner` are not used; the first member's
+    /// server answers the gateway's own lookups (referrals, consents).
+    pub upstreams: Vec<MemberUpstream>,
     pub tls: TlsFiles,
     pub limits: Limits,
     /// Patients' Consent resources pulled from the upstream server.
@@ -43,6 +49,22 @@ pub struct GatewayConfig {
     /// `accord serve` defaults it to `<audit dir>/gateway-state`; without
     /// one, counters are kept in memory and a restart resets them.
     pub state_dir: Option<PathBuf>,
+}
+
+/// One member's FHIR server.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberUpstream {
+    /// The member (partner id in policies/partners.toml) whose server it is.
+    pub owner: String,
+    /// Its FHIR base URL.
+    pub url: String,
+    /// CA bundle for an `https://` server, if not a system root.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Other bases the server writes into its own URLs.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// PEM files for the partner-facing listener.
@@ -92,6 +114,7 @@ impl Default for GatewayConfig {
             upstream_aliases: Vec::new(),
             upstream_ca: None,
             upstream_owner: None,
+            upstreams: Vec::new(),
             tls: TlsFiles::default(),
             limits: Limits::default(),
             consent_feed: ConsentFeedConfig::default(),
@@ -314,6 +337,11 @@ impl AccordConfig {
         resolve(&mut self.gateway.tls.client_ca);
         if let Some(ca) = self.gateway.upstream_ca.as_mut() {
             resolve(ca);
+        }
+        for member in &mut self.gateway.upstreams {
+            if let Some(ca) = member.ca.as_mut() {
+                resolve(ca);
+            }
         }
         resolve(&mut self.policies.dir);
         resolve(&mut self.audit.dir);

@@ -191,6 +191,20 @@ impl GatewayError {
         )
     }
 
+    /// One member's FHIR server failed during a fan-out: the whole request
+    /// fails (never a silently partial answer), naming the member.
+    pub fn member_failed(member: &str, cause: &GatewayError) -> Self {
+        Self::new(
+            ErrorSource::Upstream,
+            cause.status,
+            IssueType::Transient,
+            format!(
+                "the FHIR server of `{member}` did not answer ({}); no partial result is given, try again",
+                cause.status
+            ),
+        )
+    }
+
     pub fn upstream_invalid() -> Self {
         Self::new(
             ErrorSource::Upstream,

@@ -18,6 +18,7 @@ pub mod consent_feed;
 pub mod context;
 pub mod decide;
 pub mod error;
+pub mod federation;
 pub mod filter;
 pub mod forward;
 pub mod identify;

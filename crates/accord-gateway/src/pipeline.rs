@@ -71,6 +71,8 @@ pub struct Gateway {
     pub(crate) caps: Arc<VolumeCaps>,
     /// The member whose server the upstream is (`gateway.upstream_owner`).
     pub(crate) upstream_owner: Option<PartnerId>,
+    /// One server per member (`[[gateway.upstreams]]`), if configured.
+    pub(crate) federation: Option<crate::federation::Federation>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -246,16 +248,33 @@ impl Gateway {
         }
 
         // forward
-        let upstream = self
-            .upstream
-            .send(
-                &fhir,
-                body,
-                parts.headers.get(header::IF_MATCH),
-                &ctx.request_id,
-                &mut ctx.upstream_wait,
-            )
-            .await?;
+        let upstream = match &self.federation {
+            Some(federation) => {
+                let forwarded = federation
+                    .send(
+                        &fhir,
+                        body,
+                        &parts.headers,
+                        obligations.as_ref().and_then(|o| o.source.as_ref()),
+                        &ctx.request_id,
+                        &mut ctx.upstream_wait,
+                    )
+                    .await?;
+                scope.learn_origins(forwarded.origins, forwarded.ambiguous);
+                forwarded.response
+            }
+            None => {
+                self.upstream
+                    .send(
+                        &fhir,
+                        body,
+                        parts.headers.get(header::IF_MATCH),
+                        &ctx.request_id,
+                        &mut ctx.upstream_wait,
+                    )
+                    .await?
+            }
+        };
 
         // filter
         if let Some(parties) = &referral_parties {
@@ -263,7 +282,7 @@ impl Gateway {
             self.resolve_referrals(&scope, &policies, parties, patients, ctx)
                 .await?;
         }
-        if scope.needs_origins() && self.upstream_owner.is_none() {
+        if scope.needs_origins() && self.upstream_owner.is_none() && self.federation.is_none() {
             let encounters = referenced_encounters(&upstream.body);
             if !encounters.is_empty() {
                 let found = read_by_ids(
@@ -279,14 +298,18 @@ impl Gateway {
         }
         let medications = referenced_medications(&upstream.body);
         if !medications.is_empty() {
-            let found = read_medications(
-                &self.upstream,
-                &medications,
-                &ctx.request_id,
-                &mut ctx.upstream_wait,
-            )
-            .await;
-            scope.learn_medications(found);
+            // A Medication lives on the server of the prescription that
+            // names it: ask every member's.
+            for upstream in self.lookup_upstreams() {
+                let found = read_medications(
+                    upstream,
+                    &medications,
+                    &ctx.request_id,
+                    &mut ctx.upstream_wait,
+                )
+                .await;
+                scope.learn_medications(found);
+            }
         }
         let checks = match fhir.interaction {
             Interaction::Capabilities => Checks::Capabilities(&scope),
@@ -433,6 +456,15 @@ impl Gateway {
             audit::append(&self.audit, record).await?;
             Ok(result)
         })
+    }
+
+    /// The servers the gateway's own lookups ask: every member's, or the
+    /// one upstream.
+    fn lookup_upstreams(&self) -> Vec<&Upstream> {
+        match &self.federation {
+            Some(federation) => federation.members().iter().map(|m| &m.upstream).collect(),
+            None => vec![&self.upstream],
+        }
     }
 
     /// Makes the write's intent durable before anything is forwarded; the

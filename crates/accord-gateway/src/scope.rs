@@ -51,6 +51,9 @@ pub struct Scope<'a> {
     encounters: Mutex<HashMap<String, Value>>,
     /// The member whose server the upstream is, if it is one member's.
     owner: Option<&'a PartnerId>,
+    /// With one server per member: whose server each resource came from
+    /// (`Type/id` → owner), and the ids two servers hold.
+    origins: Mutex<(HashMap<String, PartnerId>, BTreeSet<String>)>,
     /// Whether a resource in a 42 CFR Part 2 category was released (the
     /// §2.32 notice must go with the response).
     part2_released: AtomicBool,
@@ -77,6 +80,7 @@ impl<'a> Scope<'a> {
             medications: Mutex::new(HashMap::new()),
             encounters: Mutex::new(HashMap::new()),
             owner: None,
+            origins: Mutex::new((HashMap::new(), BTreeSet::new())),
             part2_released: AtomicBool::new(false),
         }
     }
@@ -218,6 +222,14 @@ impl<'a> Scope<'a> {
         self.obligations.is_some_and(|o| o.source.is_some())
     }
 
+    /// Records whose server each resource of the response came from.
+    pub fn learn_origins(&self, found: HashMap<String, PartnerId>, ambiguous: BTreeSet<String>) {
+        if let Ok(mut known) = self.origins.lock() {
+            known.0.extend(found);
+            known.1.extend(ambiguous);
+        }
+    }
+
     /// Records the Encounters read for this request, by `Encounter/<id>`.
     pub fn learn_encounters(&self, found: HashMap<String, Value>) {
         if let Ok(mut known) = self.encounters.lock() {
@@ -230,6 +242,16 @@ impl<'a> Scope<'a> {
     fn origin(&self, resource: &Value) -> Origin {
         if let Some(owner) = self.owner {
             return Origin::Of(owner.clone());
+        }
+        if let Some(key) = crate::federation::key_of(resource)
+            && let Ok(known) = self.origins.lock()
+        {
+            if known.1.contains(&key) {
+                return Origin::Undetermined;
+            }
+            if let Some(owner) = known.0.get(&key) {
+                return Origin::Of(owner.clone());
+            }
         }
         let encounter = accord_policy::origin::encounter_of(resource)
             .and_then(crate::medications::encounter_key)

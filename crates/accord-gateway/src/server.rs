@@ -78,14 +78,18 @@ impl GatewayServer {
     ) -> Result<GatewayServer, StartError> {
         let certs = Arc::new(ServerCerts::load(&config.tls)?);
         let metrics = Arc::new(Metrics::new(&policies));
-        let upstream_tls = tls::upstream_client_config(config.upstream_ca.as_deref())?;
-        let upstream = Upstream::new(
-            &config.upstream_url,
-            upstream_tls,
-            config.limits.upstream_timeout,
-            config.limits.max_upstream_body_bytes,
-        )?
-        .with_metrics(Arc::clone(&metrics));
+        let federation = federation(config, &metrics)?;
+        let upstream = match federation.as_ref().and_then(|f| f.members().first()) {
+            // The first member's server answers the gateway's own lookups.
+            Some(first) => first.upstream.clone(),
+            None => Upstream::new(
+                &config.upstream_url,
+                tls::upstream_client_config(config.upstream_ca.as_deref())?,
+                config.limits.upstream_timeout,
+                config.limits.max_upstream_body_bytes,
+            )?
+            .with_metrics(Arc::clone(&metrics)),
+        };
         let caps = Arc::new(crate::caps::VolumeCaps::open(config.state_dir.as_deref())?);
         let listener =
             TcpListener::bind(config.listen)
@@ -99,7 +103,12 @@ impl GatewayServer {
             source,
         })?;
         let public_base = config.public_base(local_addr);
-        let rewrite = config.upstream_aliases.iter().fold(
+        let member_bases: Vec<String> = federation
+            .iter()
+            .flat_map(|f| f.members())
+            .flat_map(|m| m.bases.clone())
+            .collect();
+        let rewrite = config.upstream_aliases.iter().chain(&member_bases).fold(
             BaseRewrite::new(upstream.base_url(), &public_base),
             |rewrite, alias| rewrite.with_alias(alias),
         );
@@ -128,6 +137,7 @@ impl GatewayServer {
             random: SystemRandom::new(),
             referrals: crate::referral::ReferralResolver::new(bases),
             caps: Arc::clone(&caps),
+            federation,
             upstream_owner: config
                 .upstream_owner
                 .as_deref()
@@ -288,4 +298,34 @@ async fn serve_connection(
     if let Err(e) = connection.await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
+}
+
+/// The members' servers of `[[gateway.upstreams]]`, if configured.
+fn federation(
+    config: &GatewayConfig,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<crate::federation::Federation>, StartError> {
+    if config.upstreams.is_empty() {
+        return Ok(None);
+    }
+    let mut members = Vec::new();
+    for member in &config.upstreams {
+        let owner = PartnerId::parse(&member.owner).map_err(|e| {
+            StartError::Config(format!("gateway.upstreams: owner `{}`: {e}", member.owner))
+        })?;
+        let upstream = Upstream::new(
+            &member.url,
+            tls::upstream_client_config(member.ca.as_deref())?,
+            config.limits.upstream_timeout,
+            config.limits.max_upstream_body_bytes,
+        )?
+        .with_metrics(Arc::clone(metrics));
+        let bases = crate::paging::upstream_bases(upstream.base_url(), &member.aliases);
+        members.push(crate::federation::Member {
+            owner,
+            upstream,
+            bases,
+        });
+    }
+    Ok(Some(crate::federation::Federation::new(members)))
 }
