@@ -12,7 +12,7 @@ use accord_fhir::ResourceType;
 use accord_fhir::compartment::{PatientLinks, patient_links};
 use serde_json::Value;
 
-use crate::sensitivity::Coding;
+use crate::coding::Coding;
 
 /// What the policy knows about one resource.
 #[derive(Debug, Clone, Default)]

@@ -301,7 +301,7 @@ impl PolicySet {
             cohorts,
             categories,
             consents: Arc::new(consents),
-            version: PolicyVersion::of(sources),
+            version: PolicyVersion::of(sources.all()),
         })
     }
 }
