@@ -43,6 +43,7 @@ pub mod schema;
 pub mod sensitivity;
 pub mod source;
 pub mod spans;
+pub mod suggest;
 pub mod testing;
 pub mod version;
 

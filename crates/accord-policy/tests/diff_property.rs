@@ -163,16 +163,28 @@ fn apply(dir: &Path, edit: &Edit) {
         }
         Edit::AddOptOut(p) => {
             let id = format!("pat-{p:04}");
-            let text = std::fs::read_to_string(dir.join("consents/pat-0002-opt-out.json"))
-                .unwrap()
-                .replace("pat-0002", &id);
+            // From the shipped folder: an earlier edit may have revoked it.
+            let text =
+                std::fs::read_to_string(root().join("policies/consents/pat-0002-opt-out.json"))
+                    .unwrap()
+                    .replace("pat-0002-opt-out", "opt-out-new")
+                    .replace("pat-0002", &id);
             std::fs::write(dir.join(format!("consents/{id}-opt-out-new.json")), text).unwrap();
         }
         Edit::RevokeConsent(i) => std::fs::remove_file(&consents[i % consents.len()]).unwrap(),
         Edit::DropType { file, grant: g, ty } => with_agreement(dir, *file, |t| {
-            let resources = grant(t, *g)["resources"].as_array_mut().unwrap();
+            let grant = grant(t, *g);
+            let resources = grant["resources"].as_array_mut().unwrap();
             if resources.len() > 1 {
-                resources.remove(ty % resources.len());
+                let dropped = resources.remove(ty % resources.len());
+                let prefix = format!("{}.", dropped.as_str().unwrap());
+                let query = format!("{}?", dropped.as_str().unwrap());
+                // What named the type goes with it, or the file is invalid.
+                for (key, starts) in [("redact", prefix), ("constraints", query)] {
+                    if let Some(list) = grant.get_mut(key).and_then(|v| v.as_array_mut()) {
+                        list.retain(|v| !v.as_str().unwrap().starts_with(&starts));
+                    }
+                }
             }
         }),
         Edit::AddRedaction {
@@ -181,6 +193,15 @@ fn apply(dir: &Path, edit: &Edit) {
             path,
         } => with_agreement(dir, *file, |t| {
             let grant = grant(t, *g);
+            let ty = PATHS[*path].split('.').next().unwrap();
+            let shares = grant["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r.as_str() == Some(ty));
+            if !shares {
+                return;
+            }
             let redact = grant
                 .entry("redact")
                 .or_insert_with(|| toml::Value::Array(Vec::new()))
