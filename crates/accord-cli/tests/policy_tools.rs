@@ -1,6 +1,13 @@
 //! `accord policy explain` and `accord policy diff` say what the gateway
 //! decides: run as a process over the shipped policies and fixtures.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // test code: a panic is a failed test
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

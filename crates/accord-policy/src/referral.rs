@@ -25,7 +25,14 @@ pub struct ReferralEvidence {
     organizations: BTreeMap<String, BTreeSet<String>>,
     /// Per patient (`Patient/<id>`): (requesters, receivers) of each
     /// referral, as `Organization/<id>`.
-    referrals: BTreeMap<String, Vec<(Vec<String>, Vec<String>)>>,
+    referrals: BTreeMap<String, Vec<Referral>>,
+}
+
+/// One referral: the Organizations it is from and to.
+#[derive(Debug, Clone)]
+struct Referral {
+    from: Vec<String>,
+    to: Vec<String>,
 }
 
 // === impl ReferralEvidence ===
@@ -63,7 +70,7 @@ impl ReferralEvidence {
         self.referrals
             .entry(format!("Patient/{patient}"))
             .or_default()
-            .push((from, to));
+            .push(Referral { from, to });
     }
 
     fn add_organization(&mut self, resource: &Value) {
@@ -105,15 +112,11 @@ impl ReferralEvidence {
                 .map(|(party, _)| *party)
                 .collect()
         };
-        self.referrals
-            .get(patient)
-            .into_iter()
-            .flatten()
-            .any(|(from, to)| {
-                let senders = parties_of(from);
-                let receivers = parties_of(to);
-                senders.iter().any(|s| receivers.iter().any(|r| r != s))
-            })
+        self.referrals.get(patient).into_iter().flatten().any(|r| {
+            let senders = parties_of(&r.from);
+            let receivers = parties_of(&r.to);
+            senders.iter().any(|s| receivers.iter().any(|r| r != s))
+        })
     }
 
     /// The identifiers (`system|value`) of partners without an explicit

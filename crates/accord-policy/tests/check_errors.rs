@@ -1,6 +1,13 @@
 //! `accord policy check` reports every error of every file in one run,
 //! where it is written, with a suggestion when a name is misspelled.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // test code: a panic is a failed test
+
 use std::path::Path;
 
 use accord_policy::source::SourceFile;

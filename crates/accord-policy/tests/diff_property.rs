@@ -3,6 +3,13 @@
 //! copies of the example policies, the expected result computed by brute
 //! force with `decide` and `check_resource`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // test code: a panic is a failed test
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

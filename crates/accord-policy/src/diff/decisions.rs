@@ -291,6 +291,10 @@ impl DecisionChange {
     }
 }
 
+/// Partner, change in words, and its sign: purposes sharing them are
+/// printed together.
+type GroupKey<'a> = (&'a str, String, Option<bool>);
+
 // === impl DecisionDiff ===
 
 impl DecisionDiff {
@@ -306,7 +310,7 @@ impl DecisionDiff {
             return out;
         }
         // (partner, words) → purposes, in first-seen order.
-        let mut grouped: Vec<((&str, String, Option<bool>), Vec<&str>)> = Vec::new();
+        let mut grouped: Vec<(GroupKey<'_>, Vec<&str>)> = Vec::new();
         for c in &self.changes {
             let key = (c.partner.as_str(), c.words(), c.is_loss());
             match grouped.iter_mut().find(|(k, _)| *k == key) {
