@@ -12,6 +12,7 @@ mod demo;
 mod logging;
 mod output;
 mod policy_cmd;
+mod policy_referrals;
 mod sensitivity_cmd;
 mod serve;
 

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 
 use crate::output::{out, outln};
 use accord_fhir::Purpose;
-use accord_policy::diff::{FixtureCounts, diff};
-use accord_policy::explain::parse_request_line;
-use accord_policy::{PartnerId, PolicyErrors, PolicySet, export, render, testing};
+use accord_policy::diff::diff;
+use accord_policy::explain::{Known, parse_request_line};
+use accord_policy::{
+    AccessRequest, PartnerId, PolicyErrors, PolicySet, Population, export, render, testing,
+};
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use time::OffsetDateTime;
@@ -21,7 +23,8 @@ pub enum PolicyCommand {
         #[arg(default_value = "policies")]
         dir: PathBuf,
     },
-    /// Explain the decision on one request, rule by rule.
+    /// Explain the decision on one request, rule by rule: the gateway's
+    /// own decision, with every fact it could not know named.
     Explain {
         #[arg(long)]
         partner: String,
@@ -36,14 +39,32 @@ pub enum PolicyCommand {
         json: bool,
         #[arg(long, default_value = "policies")]
         dir: PathBuf,
+        /// The FHIR server, to look referral-cohort membership up (the
+        /// parties' ServiceRequests and Tasks for the patient).
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
+        /// CA certificate (PEM) for the upstream's TLS, if not a system root.
+        #[arg(long)]
+        upstream_ca: Option<PathBuf>,
+        /// A population (NDJSON) whose resources to check as the gateway's
+        /// filter would; its referrals resolve referral cohorts unless
+        /// --upstream is given.
+        #[arg(long, value_name = "DIR")]
+        fixtures: Option<PathBuf>,
     },
-    /// What changes from OLD to NEW, per partner and purpose.
+    /// What changes from OLD to NEW: which partner gains or loses which
+    /// patients, resource types, elements and sensitive categories over a
+    /// population, then the policy text's own changes.
     Diff {
         old: PathBuf,
         new: PathBuf,
-        /// NDJSON population to count patients and resources affected.
-        #[arg(long)]
+        /// The population to decide over (NDJSON, one resource per line);
+        /// default: fixtures/population when present.
+        #[arg(long, value_name = "DIR")]
         fixtures: Option<PathBuf>,
+        /// Only these patients of the population (ids, comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        patients: Vec<String>,
         #[arg(long)]
         at: Option<String>,
         #[arg(long)]
@@ -99,14 +120,47 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<()> {
             at,
             json,
             dir,
+            upstream,
+            upstream_ca,
+            fixtures,
         } => {
             let set = load(&dir)?;
             let partner = PartnerId::parse(&partner)?;
             let purpose = Purpose::parse(&purpose)?;
             let parsed = parse_request_line(&request)?;
             let at = instant(at.as_deref())?;
-            let explanation =
-                set.explain(&request, &partner, &purpose, &parsed, at, set.consents());
+            let population = fixtures.as_deref().map(read_population).transpose()?;
+            let access = AccessRequest::from_fhir(&partner, &purpose, &parsed, at);
+            let parties = set
+                .decide(&access)
+                .obligations()
+                .and_then(|o| set.referral_parties(o).cloned());
+            let referrals = match (&upstream, &access.patient, parties) {
+                (Some(url), Some(patient), Some(parties)) => Some(
+                    crate::policy_referrals::fetch(
+                        url,
+                        upstream_ca.as_deref(),
+                        &set,
+                        &parties,
+                        patient,
+                    )
+                    .await?,
+                ),
+                _ => None,
+            };
+            let known = Known {
+                population: population.as_ref(),
+                referrals: referrals.as_ref(),
+            };
+            let explanation = set.explain(
+                &request,
+                &partner,
+                &purpose,
+                &parsed,
+                at,
+                set.consents(),
+                known,
+            );
             if json {
                 outln!("{}", serde_json::to_string_pretty(&explanation)?)?;
             } else {
@@ -118,18 +172,19 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<()> {
             old,
             new,
             fixtures,
+            patients,
             at,
             json,
         } => {
             let (old, new) = (load(&old)?, load(&new)?);
-            let counts = match fixtures {
-                Some(dir) => Some(
-                    FixtureCounts::read_dir(&dir)
-                        .with_context(|| format!("read fixtures in {}", dir.display()))?,
-                ),
+            let shipped = Path::new(SHIPPED_FIXTURES);
+            let dir = fixtures.or_else(|| shipped.is_dir().then(|| shipped.to_path_buf()));
+            let population = match dir {
+                Some(dir) if patients.is_empty() => Some(read_population(&dir)?),
+                Some(dir) => Some(read_population(&dir)?.only(&patients)),
                 None => None,
             };
-            let d = diff(&old, &new, instant(at.as_deref())?, counts.as_ref());
+            let d = diff(&old, &new, instant(at.as_deref())?, population.as_ref());
             if json {
                 outln!("{}", serde_json::to_string_pretty(&d)?)?;
             } else {
@@ -212,6 +267,13 @@ fn check(dir: &Path) -> anyhow::Result<()> {
         }
         Err(e) => Err(errors(e)),
     }
+}
+
+/// The population `diff` decides over when none is named.
+const SHIPPED_FIXTURES: &str = "fixtures/population";
+
+fn read_population(dir: &Path) -> anyhow::Result<Population> {
+    Ok(Population::read_dir(dir)?)
 }
 
 fn load(dir: &Path) -> anyhow::Result<PolicySet> {

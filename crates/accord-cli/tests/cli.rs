@@ -86,7 +86,7 @@ fn serve_refuses_to_start_on_invalid_policies_and_says_where() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("partners.toml:4:10: unknown variant `actve`"),
+        stderr.contains("partners.toml:4:10: `actve` is not a value of"),
         "{stderr}"
     );
 }

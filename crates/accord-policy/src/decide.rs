@@ -348,7 +348,14 @@ impl PolicySet {
                 });
             }
         }
-        let obligations = Obligations::of(self, request, agreement, grant, withheld, rules);
+        let obligations = Obligations::of(
+            self,
+            (request.partner, request.purpose),
+            agreement,
+            grant,
+            withheld,
+            rules,
+        );
         Decision::Permit(Permit::Grant {
             agreement: agreement.id.clone(),
             agreement_version: agreement.version,

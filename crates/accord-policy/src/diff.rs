@@ -1,14 +1,17 @@
-//! `accord policy diff`: what a change grants or takes away, per partner and
-//! purpose, in plain words; with fixtures, how many patients and resources
-//! gain or lose access.
+//! `accord policy diff`: what a change grants or takes away.
 //!
-//! Access is compared by asking both policy sets the same questions
-//! ([`PolicySet::decide`]) at the same instant, for every partner, every
-//! purpose an agreement lists, every resource type a grant names and every
-//! interaction: the diff can never disagree with the decision.
+//! The headline is decisions ([`decisions`]): over a population (the
+//! fixtures, or one the user names), for every partner, purpose, resource
+//! type and patient, what the partner receives under each policy set —
+//! the gateway's own decision and per-resource check — compared. A cohort
+//! Group losing members or a new opt-out Consent shows there as patients
+//! lost.
+//!
+//! Below it, the agreements' own changes (status, term, parties) and the
+//! grant-level access asked without a patient ([`PolicySet::decide`] for
+//! every partner, purpose, granted type and interaction).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
 
 use accord_fhir::{InteractionKind, Purpose, ResourceType};
 use serde::Serialize;
@@ -19,15 +22,24 @@ use crate::consent::ConsentIndex;
 use crate::decide::{AccessRequest, Decision};
 use crate::ids::PartnerId;
 use crate::obligations::Obligations;
+use crate::population::Population;
 use crate::render::{day, last_day};
+
+pub mod decisions;
+
+pub use decisions::{DecisionChange, DecisionDiff, decision_diff};
 
 /// Everything that changed, in words.
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyDiff {
     pub old_version: String,
     pub new_version: String,
+    /// Decision changes over a population (the headline); `None` without
+    /// a population.
+    pub decisions: Option<DecisionDiff>,
     /// Changes to agreements themselves (status, term, version, parties).
     pub agreements: Vec<String>,
+    /// Grant-level changes, asked without a patient.
     pub access: Vec<AccessChange>,
 }
 
@@ -39,10 +51,6 @@ pub struct AccessChange {
     pub kind: ChangeKind,
     pub resource_type: String,
     pub words: String,
-    /// With fixtures: resources of this type and distinct patients they
-    /// belong to.
-    pub resources: Option<usize>,
-    pub patients: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,12 +59,6 @@ pub enum ChangeKind {
     Gains,
     Loses,
     Changes,
-}
-
-/// Resource and patient counts per type from an NDJSON population.
-#[derive(Debug, Clone, Default)]
-pub struct FixtureCounts {
-    by_type: HashMap<String, (usize, BTreeSet<String>)>,
 }
 
 const INTERACTIONS: [InteractionKind; 6] = [
@@ -68,50 +70,19 @@ const INTERACTIONS: [InteractionKind; 6] = [
     InteractionKind::Update,
 ];
 
-// === impl FixtureCounts ===
-
-impl FixtureCounts {
-    /// Reads every `*.ndjson` in `dir` (one FHIR resource per line).
-    pub fn read_dir(dir: &Path) -> std::io::Result<FixtureCounts> {
-        let mut counts = FixtureCounts::default();
-        for entry in std::fs::read_dir(dir)? {
-            let path = entry?.path();
-            if path.extension().is_none_or(|e| e != "ndjson") {
-                continue;
-            }
-            for line in std::fs::read_to_string(&path)?.lines() {
-                let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
-                    continue;
-                };
-                let facts = crate::facts::ResourceFacts::of(&value);
-                let Some(ty) = facts.resource_type else {
-                    continue;
-                };
-                let slot = counts.by_type.entry(ty.as_str().to_owned()).or_default();
-                slot.0 += 1;
-                slot.1.extend(facts.patients);
-            }
-        }
-        Ok(counts)
-    }
-
-    fn of(&self, ty: &str) -> (usize, usize) {
-        self.by_type.get(ty).map_or((0, 0), |(n, p)| (*n, p.len()))
-    }
-}
-
 /// Compares `old` and `new` at `at`.
 pub fn diff(
     old: &PolicySet,
     new: &PolicySet,
     at: OffsetDateTime,
-    fixtures: Option<&FixtureCounts>,
+    population: Option<&Population>,
 ) -> PolicyDiff {
     PolicyDiff {
         old_version: old.version().to_string(),
         new_version: new.version().to_string(),
+        decisions: population.map(|p| decision_diff(old, new, p, at)),
         agreements: agreement_changes(old, new),
-        access: access_changes(old, new, at, fixtures),
+        access: access_changes(old, new, at),
     }
 }
 
@@ -231,26 +202,10 @@ fn access_map(
     map
 }
 
-fn access_changes(
-    old: &PolicySet,
-    new: &PolicySet,
-    at: OffsetDateTime,
-    fixtures: Option<&FixtureCounts>,
-) -> Vec<AccessChange> {
-    let mut partners = BTreeSet::new();
-    let mut purposes = BTreeSet::new();
-    let mut types = BTreeSet::new();
-    for set in [old, new] {
-        partners.extend(set.partners().map(|p| p.id.clone()));
-        for a in set.agreements() {
-            purposes.extend(a.purposes.iter().cloned());
-            for g in &a.grants {
-                types.extend(g.resources.iter().copied());
-            }
-        }
-    }
-    let before = access_map(old, &partners, &purposes, &types, at);
-    let after = access_map(new, &partners, &purposes, &types, at);
+fn access_changes(old: &PolicySet, new: &PolicySet, at: OffsetDateTime) -> Vec<AccessChange> {
+    let q = decisions::Questions::of(old, new);
+    let before = access_map(old, &q.partners, &q.purposes, &q.types, at);
+    let after = access_map(new, &q.partners, &q.purposes, &q.types, at);
     let keys: BTreeSet<&AccessKey> = before.keys().chain(after.keys()).collect();
     let mut out = Vec::new();
     for key in keys {
@@ -259,15 +214,12 @@ fn access_changes(
         let b = before.get(key).unwrap_or(&empty);
         let a = after.get(key).unwrap_or(&empty);
         let mut push = |kind, words: String| {
-            let counts = fixtures.map(|f| f.of(ty.as_str()));
             out.push(AccessChange {
                 partner: partner.to_string(),
                 purpose: purpose.as_str().to_owned(),
                 kind,
                 resource_type: ty.as_str().to_owned(),
                 words,
-                resources: counts.map(|c| c.0),
-                patients: counts.map(|c| c.1),
             });
         };
         let gained: Vec<_> = a.keys().filter(|k| !b.contains_key(*k)).copied().collect();
@@ -366,15 +318,35 @@ fn obligation_changes(b: &Obligations, a: &Obligations, ty: ResourceType) -> Vec
         .map(|c| &c.text)
         .collect();
     if cb != ca {
-        out.push(format!("search constraints change from {cb:?} to {ca:?}"));
-    }
-    if a.caps != b.caps {
+        let words = |c: &[&String]| {
+            if c.is_empty() {
+                "none".to_owned()
+            } else {
+                c.iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
         out.push(format!(
-            "caps change from {:?}/{:?} to {:?}/{:?} (requests/resources per day)",
-            b.caps.requests_per_day,
-            b.caps.resources_per_day,
-            a.caps.requests_per_day,
-            a.caps.resources_per_day
+            "search constraints change from {} to {}",
+            words(&cb),
+            words(&ca)
+        ));
+    }
+    let cap = |n: Option<u64>| n.map_or_else(|| "no limit".to_owned(), |n| n.to_string());
+    if a.caps.requests_per_day != b.caps.requests_per_day {
+        out.push(format!(
+            "requests per day change from {} to {}",
+            cap(b.caps.requests_per_day),
+            cap(a.caps.requests_per_day)
+        ));
+    }
+    if a.caps.resources_per_day != b.caps.resources_per_day {
+        out.push(format!(
+            "resources per day change from {} to {}",
+            cap(b.caps.resources_per_day),
+            cap(a.caps.resources_per_day)
         ));
     }
     if a.population_search != b.population_search {
@@ -390,26 +362,45 @@ fn obligation_changes(b: &Obligations, a: &Obligations, ty: ResourceType) -> Vec
 // === impl PolicyDiff ===
 
 impl PolicyDiff {
+    /// No change at all: no decision, no agreement, no grant.
     pub fn is_empty(&self) -> bool {
-        self.agreements.is_empty() && self.access.is_empty()
+        self.decisions_unchanged() && self.agreements.is_empty() && self.access.is_empty()
+    }
+
+    /// Whether no decision over the population changes (true without one).
+    pub fn decisions_unchanged(&self) -> bool {
+        self.decisions.as_ref().is_none_or(|d| d.changes.is_empty())
     }
 
     pub fn to_text(&self) -> String {
-        let mut out = format!("policy {} → {}\n", self.old_version, self.new_version);
-        if self.is_empty() {
-            out.push_str("\nno change in what any partner may access\n");
+        let mut out = format!(
+            "policy {} → {}
+
+",
+            self.old_version, self.new_version
+        );
+        match &self.decisions {
+            Some(d) => out.push_str(&d.to_text()),
+            None => out.push_str(
+                "decisions: no population to decide over (pass --fixtures DIR, NDJSON): only the policy text is compared\n",
+            ),
+        }
+        if self.agreements.is_empty() && self.access.is_empty() {
+            if self.decisions.is_some() {
+                out.push_str("\npolicy text: no change to agreements or grants\n");
+            } else {
+                out.push_str("\nno change in what any partner may access\n");
+            }
             return out;
         }
-        if !self.agreements.is_empty() {
-            out.push_str("\nagreements:\n");
-            for line in &self.agreements {
-                out.push_str(&format!("  - {line}\n"));
-            }
+        out.push_str("\npolicy text changes (asked without a patient):\n");
+        for line in &self.agreements {
+            out.push_str(&format!("  - {line}\n"));
         }
         let mut current: Option<(&str, &str)> = None;
         for c in &self.access {
             if current != Some((c.partner.as_str(), c.purpose.as_str())) {
-                out.push_str(&format!("\n{} for {}:\n", c.partner, c.purpose));
+                out.push_str(&format!("\n  {} for {}:\n", c.partner, c.purpose));
                 current = Some((c.partner.as_str(), c.purpose.as_str()));
             }
             let sign = match c.kind {
@@ -417,16 +408,7 @@ impl PolicyDiff {
                 ChangeKind::Loses => "-",
                 ChangeKind::Changes => "~",
             };
-            out.push_str(&format!("  {sign} {}", c.words));
-            if let (Some(r), Some(p)) = (c.resources, c.patients)
-                && c.kind != ChangeKind::Changes
-            {
-                out.push_str(&format!(
-                    " [{r} {} resources of {p} patients in the fixtures]",
-                    c.resource_type
-                ));
-            }
-            out.push('\n');
+            out.push_str(&format!("    {sign} {}\n", c.words));
         }
         out
     }

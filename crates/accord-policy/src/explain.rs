@@ -1,14 +1,37 @@
 //! `accord policy explain`: a decision, rule by rule, in plain words.
+//!
+//! It runs the gateway's own calls ([`PolicySet::decide_known`], then
+//! [`PolicySet::release_records`] on the patient's resources when it has
+//! them) and names every fact it could not know — referral membership
+//! without an upstream, the resources themselves without a population —
+//! rather than guessing.
 
-use accord_fhir::{FhirRequest, InteractionKind, Method, Purpose};
+use std::collections::BTreeMap;
+
+use accord_fhir::{FhirRequest, Interaction, Method, Purpose};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::PolicySet;
-use crate::consent::{ConsentIndex, ConsentQuery, ConsentRule};
+use crate::consent::ConsentIndex;
 use crate::decide::{AccessRequest, Decision, Permit};
 use crate::ids::PartnerId;
-use crate::obligations::Obligations;
+use crate::obligations::{Obligations, WithholdReason};
+use crate::outcome::Referral;
+use crate::population::{Population, Record};
+use crate::referral::ReferralEvidence;
+
+mod steps;
+
+/// What the caller knows beyond the policy files.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    /// Resources to check as the filter would (`--fixtures DIR`).
+    pub population: Option<&'a Population>,
+    /// Referrals to resolve referral cohorts (`--upstream URL`, or the
+    /// population's own).
+    pub referrals: Option<&'a ReferralEvidence>,
+}
 
 /// A decision with the reasoning that led to it.
 #[derive(Debug, Clone, Serialize)]
@@ -19,12 +42,20 @@ pub struct Explanation {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     pub policy_version: String,
-    /// `permit` or `deny`.
+    /// `permit`, `deny`, or `unknown` when it depends on a fact named in
+    /// `unknowns`.
     pub decision: &'static str,
     /// The decision's rule, as audit records write it.
     pub rule: String,
     /// One line per agreement, forbid, cohort and consent considered.
     pub steps: Vec<String>,
+    /// Facts the explanation could not know, and how to supply them.
+    pub unknowns: Vec<String>,
+    /// With a population: each of the patient's resources and its verdict.
+    pub resources: Vec<String>,
+    /// Sensitive categories the grant names but this patient's consent
+    /// keeps from the partner, with why.
+    pub sensitive_withheld: BTreeMap<String, String>,
     pub obligations: Option<Obligations>,
 }
 
@@ -40,6 +71,10 @@ pub enum RequestLineError {
     #[error("{0}")]
     Fhir(#[from] accord_fhir::RequestError),
 }
+
+/// The referral-membership unknown, in the words `explain` prints.
+pub const REFERRAL_UNKNOWN: &str =
+    "referral membership: unknown without the upstream — pass --upstream URL to look it up";
 
 /// Parses `GET /Observation?patient=Patient/123`.
 pub fn parse_request_line(line: &str) -> Result<FhirRequest, RequestLineError> {
@@ -64,6 +99,7 @@ pub fn parse_request_line(line: &str) -> Result<FhirRequest, RequestLineError> {
 
 impl PolicySet {
     /// Explains the decision on `request` (the line as typed, for display).
+    #[expect(clippy::too_many_arguments, reason = "the request's parts, as typed")]
     pub fn explain(
         &self,
         line: &str,
@@ -72,171 +108,194 @@ impl PolicySet {
         request: &FhirRequest,
         at: OffsetDateTime,
         consents: &ConsentIndex,
+        known: Known<'_>,
     ) -> Explanation {
-        let access = AccessRequest::from_fhir(partner, purpose, request, at);
-        let decision = self.decide_with_narrowing(&access, consents);
+        let mut access = AccessRequest::from_fhir(partner, purpose, request, at);
+        // A read of one resource: the population says whose it is.
+        let record = read_key(request).and_then(|k| known.population?.record(&k));
+        if access.patient.is_none()
+            && let Some([one]) = record.map(|r| r.facts.patients.as_slice())
+        {
+            access.patient = Some(one.clone());
+        }
+        let referrals = known
+            .referrals
+            .or_else(|| known.population.map(Population::referrals));
+        let (decision, referral) = self.decide_known(&access, consents, referrals);
         let mut steps = Vec::new();
-        match self.partner(partner) {
-            None => steps.push(format!("`{partner}` is not a partner in partners.toml")),
-            Some(p) => steps.push(format!(
-                "partner `{partner}` ({}) is {}",
-                p.name,
-                p.status.as_str()
-            )),
-        }
-        if let Some(ty) = access.resource_type {
-            let mut any = false;
-            for agreement in &self.agreements {
-                let grants: Vec<_> = agreement
-                    .grants
-                    .iter()
-                    .filter(|g| g.covers_recipient(partner))
-                    .collect();
-                if grants.is_empty() {
-                    continue;
-                }
-                any = true;
-                let mut line = format!(
-                    "agreement `{}` v{} ({}): {}",
-                    agreement.id,
-                    agreement.version,
-                    agreement.source,
-                    agreement.status.as_str()
-                );
-                if !agreement.term.contains(at) {
-                    line.push_str(&format!(
-                        ", outside its term ({} to {})",
-                        crate::render::day(agreement.term.effective),
-                        crate::render::last_day(agreement.term.expires)
-                    ));
-                }
-                if !agreement.purposes.contains(purpose) {
-                    line.push_str(&format!(", does not list purpose {}", purpose.as_str()));
-                }
-                for g in grants {
-                    let types = g.resources.contains(&ty);
-                    let interaction = g.covers_interaction(access.interaction, access.operation);
-                    line.push_str(&format!(
-                        "; grant `{}` {}",
-                        g.id,
-                        match (types, interaction) {
-                            (true, true) => "covers this type and interaction".to_owned(),
-                            (true, false) => format!(
-                                "covers {ty} but not `{}`",
-                                interaction_name(access.interaction, access.operation)
-                            ),
-                            _ => format!("does not cover {ty}"),
-                        }
-                    ));
-                }
-                steps.push(line);
-            }
-            if !any {
-                steps.push(format!("no agreement names `{partner}` as a recipient"));
-            }
-            for agreement in self.agreements.iter().filter(|a| a.forbids_apply()) {
-                for f in &agreement.forbids {
-                    if f.matches(partner, ty, access.interaction, purpose) {
-                        steps.push(format!(
-                            "forbid `{}` of agreement `{}` applies: {}{}",
-                            f.id,
-                            agreement.id,
-                            f.reason,
-                            if f.sensitive.is_empty() {
-                                " — the request is denied".to_owned()
-                            } else {
-                                format!(
-                                    " — withholds {}",
-                                    f.sensitive
-                                        .iter()
-                                        .map(|c| format!("`{c}`"))
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                )
-                            }
-                        ));
-                    }
-                }
-            }
-        }
+        let mut unknowns = Vec::new();
+        self.agreement_steps(&access, &mut steps);
+        let obligations = decision.obligations();
+        let mut sensitive_withheld = BTreeMap::new();
         match &access.patient {
             Some(patient) => {
                 steps.push(format!("the request is about {patient}"));
-                let q = ConsentQuery {
-                    partner,
-                    purpose,
-                    at,
-                };
-                match consents.current(patient, at) {
-                    None => steps.push(format!(
-                        "{patient} has no consent in force: the general record follows the agreements; consent-only categories (42 CFR Part 2) stay withheld"
+                let withheld =
+                    self.consent_steps(patient, &access, consents, obligations, &mut steps);
+                if obligations.is_some() {
+                    sensitive_withheld = withheld
+                        .into_iter()
+                        .map(|(c, why)| (c.to_string(), why))
+                        .collect();
+                }
+                match referral {
+                    Referral::Member => steps.push(format!(
+                        "{patient} has a referral between the parties: inside the referral cohort"
                     )),
-                    Some(c) => {
-                        let general = consents.general(patient, &q);
-                        steps.push(format!(
-                            "{patient}'s consent in force is {} ({}, dated {}): {} `{partner}` for {}",
-                            c.id,
-                            c.source,
-                            crate::render::day(c.date_time),
-                            if general.rule == ConsentRule::Permit { "permits" } else { "denies" },
-                            purpose.as_str()
-                        ));
-                        for category in self.categories.values().filter(|c| c.requires_consent) {
-                            let a = consents.for_labels(patient, &category.security_labels, &q);
-                            if a.rule == ConsentRule::Permit {
-                                steps.push(format!(
-                                    "it also permits `{}` ({}) to `{partner}` for {}",
-                                    category.id,
-                                    category.name,
-                                    purpose.as_str()
-                                ));
-                            }
-                        }
-                    }
+                    Referral::NotMember => steps.push(format!(
+                        "{patient} has no referral between the parties: outside the referral cohort"
+                    )),
+                    Referral::Unknown => unknowns.push(REFERRAL_UNKNOWN.to_owned()),
+                    Referral::NotAsked => {}
                 }
             }
-            None if access.is_population_level() => steps
-                .push("the request names no patient: it is a population-level search".to_owned()),
+            None if access.is_population_level() => {
+                steps.push(
+                    "the request names no patient: it is a population-level search".to_owned(),
+                );
+                if let Some(o) = obligations
+                    && self.referral(o, "", None) == Referral::Unknown
+                {
+                    unknowns.push(format!(
+                        "which patients are in cohort `{}`: {REFERRAL_UNKNOWN}",
+                        o.cohort
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
+                    ));
+                }
+            }
             None => {}
         }
-        let obligations = decision.obligations().cloned();
+        let resources = match (obligations, known.population) {
+            (Some(o), Some(population)) => {
+                let records = self.records_for(&access, record, population);
+                resource_lines(self, o, &records, consents, at, referrals)
+            }
+            (Some(_), None) => {
+                unknowns.push(
+                    "the resources themselves: not read — each is still checked for cohort, consent and sensitive codes or labels (pass --fixtures DIR to check a population's)".to_owned(),
+                );
+                Vec::new()
+            }
+            _ => Vec::new(),
+        };
+        if matches!(decision, Decision::Permit(Permit::Capabilities)) {
+            steps.push("the CapabilityStatement holds no patient data".to_owned());
+        }
+        let verdict = match (&decision, referral) {
+            (Decision::Deny(_), _) => "deny",
+            (_, Referral::Unknown) => "unknown",
+            _ => "permit",
+        };
         Explanation {
             request: line.to_owned(),
             partner: partner.to_string(),
             purpose: purpose.as_str().to_owned(),
             at,
-            policy_version: self.version.to_string(),
-            decision: if decision.is_permit() {
-                "permit"
-            } else {
-                "deny"
-            },
+            policy_version: self.version().to_string(),
+            decision: verdict,
             rule: decision.rule(),
             steps,
-            obligations,
+            unknowns,
+            resources,
+            sensitive_withheld,
+            obligations: obligations.cloned(),
         }
-        .with_capabilities_note(&decision)
+    }
+
+    /// The records a request reaches in the population: the one read, or
+    /// the patient's resources of the requested type.
+    fn records_for(
+        &self,
+        access: &AccessRequest<'_>,
+        record: Option<&Record>,
+        population: &Population,
+    ) -> Vec<Record> {
+        if let Some(r) = record {
+            return vec![r.clone()];
+        }
+        match (&access.patient, access.resource_type) {
+            (Some(p), Some(ty)) => population.records(p, ty).to_vec(),
+            _ => Vec::new(),
+        }
     }
 }
 
-fn interaction_name(kind: InteractionKind, operation: Option<&str>) -> String {
-    match (kind, operation) {
-        (InteractionKind::Operation, Some(op)) => format!("${op}"),
-        _ => kind.as_str().to_owned(),
+/// `Type/id` of a read or vread.
+fn read_key(request: &FhirRequest) -> Option<String> {
+    match &request.interaction {
+        Interaction::Read { ty, id } | Interaction::VRead { ty, id, .. } => {
+            Some(format!("{ty}/{id}"))
+        }
+        _ => None,
+    }
+}
+
+fn resource_lines(
+    set: &PolicySet,
+    obligations: &Obligations,
+    records: &[Record],
+    consents: &ConsentIndex,
+    at: OffsetDateTime,
+    referrals: Option<&ReferralEvidence>,
+) -> Vec<String> {
+    let access = set.release_records(obligations, records, consents, at, referrals);
+    let mut lines = Vec::new();
+    for record in records {
+        let line = match access.withheld.get(&record.key) {
+            Some(reason) => format!("{}: withheld — {}", record.key, withhold_words(reason)),
+            None => format!("{}: released", record.key),
+        };
+        lines.push(line);
+    }
+    if records.is_empty() {
+        lines.push("no matching resources in the population".to_owned());
+    }
+    lines
+}
+
+/// A withhold reason in words.
+pub fn withhold_words(reason: &WithholdReason) -> String {
+    match reason {
+        WithholdReason::TypeNotGranted => "its type is not granted".to_owned(),
+        WithholdReason::OutsideCohort => "its patient is outside the grant's cohort".to_owned(),
+        WithholdReason::CohortUnresolved => {
+            format!("cohort membership unknown ({REFERRAL_UNKNOWN})")
+        }
+        WithholdReason::PatientOptedOut { consent } => {
+            format!("the patient's consent {consent} does not permit this disclosure")
+        }
+        WithholdReason::SensitiveNotGranted { category } => {
+            format!("sensitive category `{category}` is not named by the grant")
+        }
+        WithholdReason::SensitiveForbidden { category } => {
+            format!("sensitive category `{category}` is forbidden")
+        }
+        WithholdReason::SensitiveWithoutConsent { category } => {
+            format!(
+                "sensitive category `{category}` needs the patient's consent, which does not permit it"
+            )
+        }
+        WithholdReason::MedicationUnknown => {
+            "its medication is named by a reference that could not be read".to_owned()
+        }
+        WithholdReason::Unclassified => {
+            "none of its codes is in a code system the sensitivity tables cover".to_owned()
+        }
+        WithholdReason::OtherSource { source } => {
+            format!("it is `{source}`'s record, and the grant shares another member's records only")
+        }
+        WithholdReason::SourceUndetermined => {
+            "whose record it is cannot be told, and the grant shares one member's records only"
+                .to_owned()
+        }
     }
 }
 
 // === impl Explanation ===
 
 impl Explanation {
-    fn with_capabilities_note(mut self, decision: &Decision) -> Self {
-        if matches!(decision, Decision::Permit(Permit::Capabilities)) {
-            self.steps
-                .push("the CapabilityStatement holds no patient data".to_owned());
-        }
-        self
-    }
-
     /// The explanation as text for people.
     pub fn to_text(&self) -> String {
         let mut out = format!(
@@ -250,10 +309,30 @@ impl Explanation {
         for (i, step) in self.steps.iter().enumerate() {
             out.push_str(&format!("  {}. {step}\n", i + 1));
         }
+        if !self.unknowns.is_empty() {
+            out.push_str("\nnot known here:\n");
+            for u in &self.unknowns {
+                out.push_str(&format!("  - {u}\n"));
+            }
+        }
+        if !self.resources.is_empty() {
+            out.push_str("\nresources:\n");
+            for r in &self.resources {
+                out.push_str(&format!("  - {r}\n"));
+            }
+        }
         out.push_str(&format!("\n=> {}\n", self.decision.to_uppercase()));
+        if self.decision == "unknown" {
+            out.push_str(
+                "   the agreements permit it only for patients in the referral cohort; the gateway withholds everything of a patient it cannot place\n",
+            );
+        }
         out.push_str(&format!("   {}\n", self.rule));
         if let Some(o) = &self.obligations {
-            out.push_str(&crate::render::obligations_text(o));
+            out.push_str(&crate::render::obligations_text(
+                o,
+                &self.sensitive_withheld,
+            ));
         }
         out
     }

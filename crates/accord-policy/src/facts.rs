@@ -12,8 +12,8 @@ use accord_fhir::ResourceType;
 use accord_fhir::compartment::{PatientLinks, patient_links};
 use serde_json::Value;
 
+use crate::coding::Coding;
 use crate::origin::Origin;
-use crate::sensitivity::Coding;
 
 /// What the policy knows about one resource.
 #[derive(Debug, Clone, Default)]

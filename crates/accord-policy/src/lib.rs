@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub mod agreement;
+pub mod coding;
 pub mod cohort;
 pub mod consent;
 pub mod decide;
@@ -33,13 +34,17 @@ pub mod lint;
 pub mod load;
 pub mod obligations;
 pub mod origin;
+pub mod outcome;
 pub mod partner;
+pub mod population;
+pub mod referral;
 pub mod render;
 pub mod scan;
 pub mod schema;
 pub mod sensitivity;
 pub mod source;
 pub mod spans;
+pub mod suggest;
 pub mod testing;
 pub mod version;
 
@@ -55,7 +60,9 @@ pub use ids::{AgreementId, CategoryId, CohortId, GrantId, InvalidPolicyId, Partn
 pub use load::{PolicyErrors, PolicySources};
 pub use obligations::{Obligations, ResourceVerdict, RuleKind, RuleRef, WithholdReason};
 pub use origin::Origin;
+pub use outcome::{Access, Referral};
 pub use partner::{Partner, PartnerStatus, SpkiPin};
+pub use population::Population;
 pub use sensitivity::{Category, Coding};
 pub use source::{Location, PolicyError, SourceFile, Written};
 pub use version::PolicyVersion;

@@ -242,18 +242,33 @@ impl PolicySet {
         let mut seen: BTreeMap<AgreementId, String> = BTreeMap::new();
         for source in &sources.agreements {
             let expanded = template::expand(source, &sources.templates, &mut errors);
-            for (text, template) in expanded {
-                let Some(agreement) =
-                    agreement::compile_agreement(&text, &refs, template, &mut errors)
-                else {
+            for template::Expanded {
+                text,
+                label,
+                origin,
+            } in expanded
+            {
+                let mut found = Vec::new();
+                let compiled_one = agreement::compile_agreement(&text, &refs, label, &mut found);
+                match &origin {
+                    Some(origin) => errors.extend(found.into_iter().map(|e| origin.relocate(e))),
+                    None => errors.extend(found),
+                }
+                let Some(agreement) = compiled_one else {
                     continue;
                 };
                 if let Some(first) = seen.insert(agreement.id.clone(), source.name.clone()) {
-                    errors.push(source.error_hint(
-                        None,
+                    let error = text.error_hint(
+                        crate::spans::SpannedDoc::from_toml(&text)
+                            .ok()
+                            .and_then(|doc| doc.value_span("/id")),
                         format!("agreement id `{}` is also used by {first}", agreement.id),
                         "each agreement needs its own id; raise `version` instead of copying a file",
-                    ));
+                    );
+                    errors.push(match &origin {
+                        Some(origin) => origin.relocate(error),
+                        None => error,
+                    });
                     continue;
                 }
                 compiled.push(agreement);
@@ -301,7 +316,7 @@ impl PolicySet {
             cohorts,
             categories,
             consents: Arc::new(consents),
-            version: PolicyVersion::of(sources),
+            version: PolicyVersion::of(sources.all()),
         })
     }
 }

@@ -23,7 +23,6 @@ use crate::PolicySet;
 use crate::agreement::{Agreement, Caps, Forbid, Grant, SearchConstraint};
 use crate::cohort::CohortMembers;
 use crate::consent::{ConsentIndex, ConsentQuery, ConsentRule};
-use crate::decide::AccessRequest;
 use crate::facts::ResourceFacts;
 use crate::ids::{AgreementId, CategoryId, CohortId, PartnerId};
 use crate::origin::Origin;
@@ -194,15 +193,15 @@ impl std::fmt::Display for RuleRef {
 impl Obligations {
     pub(crate) fn of(
         set: &PolicySet,
-        request: &AccessRequest<'_>,
+        (partner, purpose): (&PartnerId, &Purpose),
         agreement: &Agreement,
         grant: &Grant,
         forbidden: BTreeSet<CategoryId>,
         rules: Vec<RuleRef>,
     ) -> Self {
         Obligations {
-            partner: request.partner.clone(),
-            purpose: request.purpose.clone(),
+            partner: partner.clone(),
+            purpose: purpose.clone(),
             resource_types: grant.resources.clone(),
             cohort: grant.cohort.clone(),
             constraints: grant.constraints.clone(),

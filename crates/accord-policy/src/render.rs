@@ -33,8 +33,13 @@ fn list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
     }
 }
 
-/// The obligations of a permit, one per line.
-pub fn obligations_text(o: &Obligations) -> String {
+/// The obligations of a permit, one per line; `withheld`: sensitive
+/// categories the patient's consent keeps from the partner (category →
+/// why), not listed as released.
+pub fn obligations_text(
+    o: &Obligations,
+    withheld: &std::collections::BTreeMap<String, String>,
+) -> String {
     let mut out = String::from("   obligations:\n");
     out.push_str(&format!(
         "     types shared: {}\n",
@@ -54,8 +59,17 @@ pub fn obligations_text(o: &Obligations) -> String {
     }
     out.push_str(&format!(
         "     sensitive categories released: {}\n",
-        list(o.sensitive_allowed.iter())
+        list(
+            o.sensitive_allowed
+                .iter()
+                .filter(|c| !withheld.contains_key(c.as_str()))
+        )
     ));
+    for (category, why) in withheld {
+        out.push_str(&format!(
+            "     sensitive category withheld for this patient: {category} ({why})\n"
+        ));
+    }
     if !o.sensitive_forbidden.is_empty() {
         out.push_str(&format!(
             "     sensitive categories forbidden: {}\n",

@@ -123,17 +123,19 @@ pub fn validate(kind: SchemaKind, source: &SourceFile, doc: &SpannedDoc) -> Vec<
                     .pointer(&pointer)
                     .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
                     .unwrap_or_default();
-                let options: Vec<String> = options
+                let names: Vec<&str> = options
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|o| format!("`{}`", o.as_str().unwrap_or_default()))
+                    .filter_map(|o| o.as_str())
                     .collect();
+                let options: Vec<String> = names.iter().map(|o| format!("`{o}`")).collect();
                 errors.push(source.error_hint(
                     doc.value_span(&pointer),
                     format!(
-                        "unknown variant `{value}` for `{}`, expected one of {}",
+                        "`{value}` is not a value of `{}`{}; one of {}",
                         display_path(&pointer),
+                        crate::suggest::did_you_mean(&value, names.iter().copied()),
                         options.join(", ")
                     ),
                     hint_schema.clone(),

@@ -4,19 +4,12 @@
 //! policies/sensitivity/default.toml (embedded, sources cited there).
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use serde::Deserialize;
 
+pub use crate::coding::Coding;
 use crate::facts::{CodeText, ResourceFacts};
 use crate::ids::CategoryId;
-
-/// A coded value, `system|code`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Coding {
-    pub system: String,
-    pub code: String,
-}
 
 /// One sensitivity category.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,32 +91,6 @@ pub(crate) struct CodeSetEntry {
 
 /// The shipped default categories.
 pub const DEFAULT_SENSITIVITY: &str = include_str!("../../../policies/sensitivity/default.toml");
-
-// === impl Coding ===
-
-impl Coding {
-    /// Parses `system|code`.
-    pub fn parse(token: &str) -> Option<Coding> {
-        let (system, code) = token.split_once('|')?;
-        (!system.is_empty() && !code.is_empty()).then(|| Coding {
-            system: system.to_owned(),
-            code: code.to_owned(),
-        })
-    }
-
-    pub fn new(system: &str, code: &str) -> Coding {
-        Coding {
-            system: system.to_owned(),
-            code: code.to_owned(),
-        }
-    }
-}
-
-impl fmt::Display for Coding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}|{}", self.system, self.code)
-    }
-}
 
 // === impl Category ===
 

@@ -170,6 +170,12 @@ fn run_case(set: &PolicySet, case: &Case) -> Vec<String> {
         Ok(p) => p,
         Err(e) => return vec![e.to_string()],
     };
+    if set.partner(&partner).is_none() {
+        return vec![format!(
+            "partner `{partner}` is not in partners.toml{}: the test would pass or fail for the wrong reason",
+            crate::suggest::did_you_mean(partner.as_str(), set.partners().map(|p| p.id.as_str()))
+        )];
+    }
     let purpose = match Purpose::parse(&case.purpose) {
         Ok(p) => p,
         Err(e) => return vec![e.to_string()],
@@ -246,14 +252,19 @@ fn run_case(set: &PolicySet, case: &Case) -> Vec<String> {
         && sorted(want) != sorted(&o.redactions)
     {
         failures.push(format!(
-            "expected redactions {want:?}, got {:?}",
-            o.redactions
+            "expected redactions {}, got {}",
+            words(want),
+            words(&o.redactions)
         ));
     }
     if let Some(want) = &case.constraints {
         let got: Vec<String> = o.constraints.iter().map(|c| c.text.clone()).collect();
         if sorted(want) != sorted(&got) {
-            failures.push(format!("expected constraints {want:?}, got {got:?}"));
+            failures.push(format!(
+                "expected constraints {}, got {}",
+                words(want),
+                words(&got)
+            ));
         }
     }
     if let Some(want) = &case.sensitive {
@@ -264,7 +275,9 @@ fn run_case(set: &PolicySet, case: &Case) -> Vec<String> {
             .collect();
         if sorted(want) != sorted(&got) {
             failures.push(format!(
-                "expected sensitive categories {want:?}, got {got:?}"
+                "expected sensitive categories {}, got {}",
+                words(want),
+                words(&got)
             ));
         }
     }
@@ -276,7 +289,24 @@ fn run_case(set: &PolicySet, case: &Case) -> Vec<String> {
     if let Some(want) = &case.cohort
         && o.cohort.as_ref().map(|c| c.as_str()) != Some(want.as_str())
     {
-        failures.push(format!("expected cohort `{want}`, got {:?}", o.cohort));
+        let got = o
+            .cohort
+            .as_ref()
+            .map_or_else(|| "no cohort".to_owned(), |c| format!("`{c}`"));
+        failures.push(format!("expected cohort `{want}`, got {got}"));
     }
     failures
+}
+
+/// `` `a`, `b` `` or `none`, for messages.
+fn words(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items
+            .iter()
+            .map(|i| format!("`{i}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::load::PolicySources;
+use crate::source::SourceFile;
 
 /// `sha256:<hex>` of the policy sources (names and texts, in load order).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -12,9 +12,9 @@ pub struct PolicyVersion(std::sync::Arc<str>);
 // === impl PolicyVersion ===
 
 impl PolicyVersion {
-    pub fn of(sources: &PolicySources) -> Self {
+    pub fn of<'a>(sources: impl IntoIterator<Item = &'a SourceFile>) -> Self {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        for source in sources.all() {
+        for source in sources {
             // The file name without its folder, so the same files hash the
             // same wherever they are checked out.
             let name = std::path::Path::new(&source.name)

@@ -164,7 +164,7 @@ fn duplicate_ids_are_located() {
     let e = errors_of(PARTNERS, &[AGREEMENT, AGREEMENT], &[]);
     assert_eq!(
         e,
-        vec!["a1.toml:1:1: agreement id `dua` is also used by a0.toml"]
+        vec!["a1.toml:1:6: agreement id `dua` is also used by a0.toml"]
     );
     let e = agreement_errors(&AGREEMENT.replace("id = \"f\"", "id = \"g\""));
     assert_eq!(e.len(), 1, "{e:?}");

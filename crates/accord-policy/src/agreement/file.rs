@@ -2,7 +2,6 @@
 
 use serde::Deserialize;
 
-use crate::agreement::AgreementStatus;
 use crate::ids::{AgreementId, CategoryId, CohortId, GrantId, PartnerId};
 
 type Spanned<T> = toml::Spanned<T>;
@@ -15,7 +14,9 @@ pub(crate) struct AgreementFile {
     pub title: String,
     #[serde(default)]
     pub document: Option<String>,
-    pub status: AgreementStatus,
+    /// Checked by the compiler (not serde), so a misspelled status is one
+    /// error among the file's others, with a suggestion.
+    pub status: Spanned<String>,
     pub parties: Spanned<Vec<Spanned<PartnerId>>>,
     pub effective: Spanned<toml::value::Datetime>,
     pub expires: Spanned<toml::value::Datetime>,

@@ -8,8 +8,8 @@ use accord_fhir::{InteractionKind, Purpose, ResourceType, SearchParams};
 use super::dates::{Boundary, to_instant};
 use super::others::parse_checked;
 use crate::agreement::{
-    Agreement, AgreementFile, Caps, Forbid, ForbidEntry, Grant, GrantEntry, SearchConstraint, Term,
-    UNCLASSIFIED_WITHHELD_BY_DEFAULT, UnclassifiedEntry,
+    Agreement, AgreementFile, AgreementStatus, Caps, Forbid, ForbidEntry, Grant, GrantEntry,
+    SearchConstraint, Term, UNCLASSIFIED_WITHHELD_BY_DEFAULT, UnclassifiedEntry,
 };
 use crate::cohort::Cohort;
 use crate::elements;
@@ -68,7 +68,14 @@ pub(crate) fn compile_agreement(
         if !refs.partners.contains_key(party.get_ref()) {
             e.at(
                 party.span(),
-                format!("party `{}` is not in partners.toml", party.get_ref()),
+                format!(
+                    "party `{}` is not in partners.toml{}",
+                    party.get_ref(),
+                    crate::suggest::did_you_mean(
+                        party.get_ref().as_str(),
+                        refs.partners.keys().map(PartnerId::as_str)
+                    )
+                ),
                 "add the partner to partners.toml or correct the id",
             );
         }
@@ -88,6 +95,8 @@ pub(crate) fn compile_agreement(
         );
     }
 
+    let status = status(&mut e, &file.status);
+
     let effective = to_instant(file.effective.get_ref(), Boundary::Start);
     let expires = to_instant(file.expires.get_ref(), Boundary::End);
     let date_hint = "dates are written 2026-01-31 (no quotes)";
@@ -97,7 +106,7 @@ pub(crate) fn compile_agreement(
             e.at(
                 file.expires.span(),
                 "`expires` must be after `effective`".to_owned(),
-                date_hint,
+                "the agreement would never be in force: check the two dates (`expires` is the last day covered)",
             );
             None
         }
@@ -158,7 +167,7 @@ pub(crate) fn compile_agreement(
         version,
         title: file.title,
         document: file.document,
-        status: file.status,
+        status,
         parties,
         term: term?,
         purposes,
@@ -169,6 +178,69 @@ pub(crate) fn compile_agreement(
     })
 }
 
+/// HL7 v3 PurposeOfUse codes, for suggestions.
+const PURPOSES: &[&str] = &[
+    "TREAT",
+    "ETREAT",
+    "CAREMGT",
+    "COC",
+    "HPAYMT",
+    "HOPERAT",
+    "HQUALIMP",
+    "PUBHLTH",
+    "HRESCH",
+    "PATRQT",
+    "FAMRQT",
+    "PWATRNY",
+    "SUPNWK",
+    "HLEGAL",
+    "HMARKT",
+    "HSYSADMIN",
+    "TRAIN",
+    "CLMATTCH",
+    "COVERAGE",
+    "HDIRECT",
+    "HCOMPL",
+    "HPRGRP",
+    "HTEST",
+    "PATADMIN",
+    "DONAT",
+    "FRAUD",
+    "GOV",
+    "HACCRED",
+    "HDM",
+    "HOUTCOMS",
+    "PATSFTY",
+    "PERFMSR",
+    "RECORDMGT",
+    "SYSDEV",
+    "BTG",
+    "ERTREAT",
+];
+
+fn status(e: &mut Errors<'_>, written: &toml::Spanned<String>) -> AgreementStatus {
+    const ALL: [(&str, AgreementStatus); 4] = [
+        ("draft", AgreementStatus::Draft),
+        ("active", AgreementStatus::Active),
+        ("suspended", AgreementStatus::Suspended),
+        ("terminated", AgreementStatus::Terminated),
+    ];
+    if let Some((_, status)) = ALL.iter().find(|(name, _)| *name == written.get_ref()) {
+        return *status;
+    }
+    e.at(
+        written.span(),
+        format!(
+            "unknown status `{}`{}",
+            written.get_ref(),
+            crate::suggest::did_you_mean(written.get_ref(), ALL.iter().map(|(n, _)| *n))
+        ),
+        "status is one of draft, active, suspended, terminated (lower case)",
+    );
+    // Never grants: an agreement whose status cannot be read is a draft.
+    AgreementStatus::Draft
+}
+
 fn purposes(e: &mut Errors<'_>, list: &[toml::Spanned<String>]) -> BTreeSet<Purpose> {
     let mut out = BTreeSet::new();
     for p in list {
@@ -176,7 +248,13 @@ fn purposes(e: &mut Errors<'_>, list: &[toml::Spanned<String>]) -> BTreeSet<Purp
             Ok(p) => {
                 out.insert(p);
             }
-            Err(err) => e.at(p.span(), err.to_string(), "use HL7 v3 PurposeOfUse codes: TREAT, ETREAT, CAREMGT, COC, HPAYMT, HOPERAT, HQUALIMP, PUBHLTH, HRESCH, ..."),
+            Err(err) => e.at(
+                p.span(),
+                format!(
+                    "{err}{}",
+                    crate::suggest::did_you_mean(p.get_ref(), PURPOSES.iter().copied())
+                ),
+                "use HL7 v3 PurposeOfUse codes: TREAT, ETREAT, CAREMGT, COC, HPAYMT, HOPERAT, HQUALIMP, PUBHLTH, HRESCH, ..."),
         }
     }
     out
@@ -220,7 +298,14 @@ fn resource_types(e: &mut Errors<'_>, list: &[toml::Spanned<String>]) -> BTreeSe
             }
             Err(_) => e.at(
                 r.span(),
-                format!("`{}` is not a FHIR R4 resource type", r.get_ref()),
+                format!(
+                    "`{}` is not a FHIR R4 resource type{}",
+                    r.get_ref(),
+                    crate::suggest::did_you_mean(
+                        r.get_ref(),
+                        ResourceType::all().map(|t| t.as_str())
+                    )
+                ),
                 "resource types are spelled exactly as in FHIR R4, e.g. `Observation`",
             ),
         }
@@ -262,8 +347,9 @@ fn interactions(
                 e.at(
                     name.span(),
                     format!(
-                        "unknown interaction `{}` (one of: {})",
+                        "unknown interaction `{}`{} (one of: {})",
                         name.get_ref(),
+                        crate::suggest::did_you_mean(name.get_ref(), known.iter().copied()),
                         known.join(", ")
                     ),
                     "or an operation such as `$everything`",
@@ -285,8 +371,12 @@ fn recipients(
             e.at(
                 r.span(),
                 format!(
-                    "recipient `{}` is not a party to this agreement",
-                    r.get_ref()
+                    "recipient `{}` is not a party to this agreement{}",
+                    r.get_ref(),
+                    crate::suggest::did_you_mean(
+                        r.get_ref().as_str(),
+                        parties.iter().map(PartnerId::as_str)
+                    )
                 ),
                 "add it to `parties` (if it signed) or remove it",
             );
@@ -307,7 +397,11 @@ fn categories(
             let known: Vec<_> = refs.categories.keys().map(|k| k.as_str()).collect();
             e.at(
                 c.span(),
-                format!("sensitivity category `{}` is not defined", c.get_ref()),
+                format!(
+                    "sensitivity category `{}` is not defined{}",
+                    c.get_ref(),
+                    crate::suggest::did_you_mean(c.get_ref().as_str(), known.iter().copied())
+                ),
                 &format!("defined in policies/sensitivity/: {}", known.join(", ")),
             );
         }
@@ -364,7 +458,11 @@ fn compile_grant(
         let known: Vec<_> = refs.cohorts.keys().map(|k| k.as_str()).collect();
         e.at(
             cohort.span(),
-            format!("cohort `{}` is not defined", cohort.get_ref()),
+            format!(
+                "cohort `{}` is not defined{}",
+                cohort.get_ref(),
+                crate::suggest::did_you_mean(cohort.get_ref().as_str(), known.iter().copied())
+            ),
             &format!(
                 "define it in policies/cohorts/ (known: {})",
                 known.join(", ")

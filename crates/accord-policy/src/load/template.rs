@@ -3,14 +3,32 @@
 //! `policies/templates/<name>.toml` is an agreement with `{{param}}`
 //! placeholders; an agreement file holding `template = "<name>"` and
 //! `[[instance]]` tables (one per agreement, each giving every parameter)
-//! instantiates it. Errors in an instance point into the template, with the
-//! instance named in the message.
+//! instantiates it. Errors in an instance point at the instance: at the
+//! parameter whose value the offending template line holds, else at the
+//! `[[instance]]` table, with the template line named in the message.
 
 use std::collections::BTreeSet;
 
 use super::others::parse_checked;
 use crate::schema::SchemaKind;
 use crate::source::{PolicyError, SourceFile};
+use crate::spans::SpannedDoc;
+
+/// Where an expanded agreement came from, to point its errors there.
+pub(super) struct Origin {
+    instances: SourceFile,
+    index: usize,
+    table: std::ops::Range<usize>,
+    template: SourceFile,
+}
+
+/// One agreement to compile: its text, and for an instance, the label
+/// agreements carry and where it came from.
+pub(super) struct Expanded {
+    pub text: SourceFile,
+    pub label: Option<String>,
+    pub origin: Option<Origin>,
+}
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,13 +42,17 @@ pub(super) fn expand(
     source: &SourceFile,
     templates: &[SourceFile],
     errors: &mut Vec<PolicyError>,
-) -> Vec<(SourceFile, Option<String>)> {
+) -> Vec<Expanded> {
     let is_instances = source
         .text
         .lines()
         .any(|l| l.trim_start().starts_with("template") && l.contains('='));
     if !is_instances {
-        return vec![(source.clone(), None)];
+        return vec![Expanded {
+            text: source.clone(),
+            label: None,
+            origin: None,
+        }];
     }
     let Some(file) = parse_checked::<InstancesFile>(source, SchemaKind::Instances, errors) else {
         return Vec::new();
@@ -50,7 +72,7 @@ pub(super) fn expand(
     };
     let wanted = placeholders(&template.text);
     let mut out = Vec::new();
-    for instance in &file.instance {
+    for (index, instance) in file.instance.iter().enumerate() {
         let params = instance.get_ref();
         let given: BTreeSet<String> = params.keys().cloned().collect();
         let missing: Vec<_> = wanted.difference(&given).cloned().collect();
@@ -81,10 +103,16 @@ pub(super) fn expand(
             .iter()
             .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
             .collect();
-        out.push((
-            SourceFile::new(template.name.clone(), text),
-            Some(format!("{name} ({}) via {}", label.join(", "), source.name)),
-        ));
+        out.push(Expanded {
+            text: SourceFile::new(template.name.clone(), text),
+            label: Some(format!("{name} ({}) via {}", label.join(", "), source.name)),
+            origin: Some(Origin {
+                instances: source.clone(),
+                index,
+                table: instance.span(),
+                template: template.clone(),
+            }),
+        });
     }
     out
 }
@@ -100,4 +128,35 @@ fn placeholders(text: &str) -> BTreeSet<String> {
         rest = after.get(end + 2..).unwrap_or_default();
     }
     out
+}
+
+// === impl Origin ===
+
+impl Origin {
+    /// Points an error found in the expanded text at the instance file.
+    pub(super) fn relocate(&self, mut error: PolicyError) -> PolicyError {
+        let Some(at) = error.location.take() else {
+            return error;
+        };
+        let line = self
+            .template
+            .text
+            .lines()
+            .nth(at.line.saturating_sub(1))
+            .unwrap_or_default();
+        let doc = SpannedDoc::from_toml(&self.instances).ok();
+        let parameter = placeholders(line).into_iter().find_map(|key| {
+            let pointer = format!("/instance/{}/{key}", self.index);
+            doc.as_ref()?.value_span(&pointer)
+        });
+        let span = parameter.unwrap_or_else(|| self.table.clone());
+        error.location = Some(self.instances.location_of(span.start));
+        if !error.message.contains(&self.template.name) {
+            error.message = format!(
+                "{} (template {} line {})",
+                error.message, self.template.name, at.line
+            );
+        }
+        error
+    }
 }

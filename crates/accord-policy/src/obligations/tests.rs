@@ -4,6 +4,7 @@ use serde_json::json;
 use time::macros::datetime;
 
 use super::*;
+use crate::decide::AccessRequest;
 use crate::explain::parse_request_line;
 
 fn shipped() -> PolicySet {
