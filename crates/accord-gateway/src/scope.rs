@@ -124,6 +124,18 @@ impl<'a> Scope<'a> {
             .unwrap_or_default()
     }
 
+    /// Whether `resource` (of type `ty`) satisfies the grant's constraints
+    /// for its type, evaluated from the R4 SearchParameter definitions.
+    /// A constraint says what may be *released*, so this holds for every
+    /// resource in every position; one the gateway cannot evaluate (an
+    /// unsupported parameter kind or modifier) is outside (fail closed).
+    pub fn within_constraints(&self, ty: ResourceType, resource: &Value) -> bool {
+        let params = self.constraints(ty);
+        params.is_empty()
+            || accord_fhir::search_params::satisfies(resource, ty, &params)
+                == accord_fhir::search_params::Match::Yes
+    }
+
     /// Whether data of the patient with this id may be asked for: inside a
     /// listed or Group cohort, and not opted out by consent. A referral
     /// cohort admits nobody until it is resolved.
