@@ -8,7 +8,7 @@
     clippy::panic
 )] // test code: a panic is a failed test
 
-use accord_e2e::{Harness, Options};
+use accord_e2e::{Harness, OPTED_OUT, Options};
 use accord_testkit::client::PartnerResponse;
 use http::Method;
 use serde_json::{Value, json};
@@ -136,4 +136,71 @@ async fn constraints_hold_for_reads_vreads_history_batches_and_includes() {
         included.iter().all(|o| category(o) == "laboratory"),
         "{body}"
     );
+}
+
+fn task(id: Option<&str>, patient: &str) -> Value {
+    let mut task = json!({"resourceType": "Task", "status": "requested", "intent": "order",
+        "for": {"reference": format!("Patient/{patient}")}});
+    if let Some(id) = id {
+        task["id"] = json!(id);
+    }
+    task
+}
+
+async fn write(h: &Harness, method: Method, path: &str, body: &Value) -> PartnerResponse {
+    h.client("maple-primary")
+        .send(
+            method,
+            &h.url(path),
+            &[
+                ("X-Purpose-Of-Use", "TREAT"),
+                ("Content-Type", "application/fhir+json"),
+            ],
+            Some(serde_json::to_vec(body).unwrap()),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn writes_never_reach_resources_or_patients_out_of_reach() {
+    let h = Harness::start().await;
+    let p = h.patient();
+    let store = h.upstream.store();
+    store.update(task(Some("task-b"), OPTED_OUT)).unwrap();
+    store.update(task(Some("task-a"), &p)).unwrap();
+
+    // An existing resource of a patient out of reach is answered like a
+    // missing one, and an update never creates.
+    let over_b = write(&h, Method::PUT, "Task/task-b", &task(Some("task-b"), &p)).await;
+    let new_id = write(&h, Method::PUT, "Task/task-z", &task(Some("task-z"), &p)).await;
+    assert_eq!(over_b.status, 404, "{}", over_b.text());
+    assert_eq!(new_id.status, over_b.status, "{}", new_id.text());
+    assert_eq!(over_b.text(), new_id.text());
+    assert_eq!(
+        store.read("Task", "task-b").unwrap()["meta"]["versionId"],
+        "1"
+    );
+    assert!(store.read("Task", "task-z").is_none());
+
+    // A body naming a patient out of reach is refused like one naming a
+    // patient who does not exist.
+    let names_b = write(&h, Method::POST, "Task", &task(None, OPTED_OUT)).await;
+    let names_z = write(&h, Method::POST, "Task", &task(None, "pat-9999")).await;
+    assert_eq!(names_b.status, 403, "{}", names_b.text());
+    assert_eq!(names_z.status, names_b.status, "{}", names_z.text());
+    let moved = write(
+        &h,
+        Method::PUT,
+        "Task/task-a",
+        &task(Some("task-a"), OPTED_OUT),
+    )
+    .await;
+    assert_eq!(moved.status, 403, "{}", moved.text());
+
+    // In reach, before and after: served.
+    let ok = write(&h, Method::PUT, "Task/task-a", &task(Some("task-a"), &p)).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let created = write(&h, Method::POST, "Task", &task(None, &p)).await;
+    assert_eq!(created.status, 201, "{}", created.text());
 }

@@ -36,6 +36,7 @@ pub mod subset;
 pub mod tls;
 pub mod watch;
 pub mod write;
+pub mod write_reach;
 
 #[cfg(test)]
 mod test_support;

@@ -227,6 +227,8 @@ impl Gateway {
         // after it (see subset.rs).
         let subset = Subset::take(&mut fhir.params)?;
         let body = prepare_write(&fhir, body, &scope, &partner)?;
+        self.check_write_reach(&fhir, &body, &scope, &policies, ctx)
+            .await?;
         if let Some(slot) = check_only {
             *slot = Some((fhir, body));
             return Ok(Releasable {
@@ -456,7 +458,7 @@ impl Gateway {
     /// most [`MAX_PATIENTS_PER_REQUEST`] are looked up; the rest stay
     /// unresolved, so their data is withheld. An upstream failure fails the
     /// request: nothing is released.
-    async fn resolve_referrals(
+    pub(crate) async fn resolve_referrals(
         &self,
         scope: &Scope<'_>,
         policies: &PolicySet,
