@@ -204,3 +204,97 @@ async fn writes_never_reach_resources_or_patients_out_of_reach() {
     let created = write(&h, Method::POST, "Task", &task(None, &p)).await;
     assert_eq!(created.status, 201, "{}", created.text());
 }
+
+/// Maple Street may read data of patients referred between it and
+/// Riverside, for care management; only Riverside's referrals count.
+const REFERRED_CARE: &str = r#"id = "referred-care"
+version = 1
+title = "Care management of referred patients"
+status = "active"
+parties = ["riverside-bh", "maple-primary"]
+effective = 2020-01-01
+expires = 2099-12-31
+purposes = ["CAREMGT"]
+
+[[cohort]]
+id = "referred"
+kind = "referral"
+description = "Patients Riverside referred to Maple Street"
+between = ["riverside-bh", "maple-primary"]
+
+[[grant]]
+id = "referred-clinical"
+recipients = ["maple-primary"]
+resources = ["Patient", "Condition", "Encounter"]
+interactions = ["read", "search"]
+cohort = "referred"
+"#;
+
+fn referral_task(patient: &str, from: &str, to: &str) -> Value {
+    json!({"resourceType": "Task", "status": "requested", "intent": "order",
+        "for": {"reference": format!("Patient/{patient}")},
+        "requester": {"reference": format!("Organization/{from}")},
+        "owner": {"reference": format!("Organization/{to}")}})
+}
+
+#[tokio::test]
+async fn a_partner_cannot_refer_patients_into_its_own_cohort() {
+    use accord_testkit::population::{ORG_BEHAVIORAL, ORG_PRIMARY};
+    let h = Harness::start_with(Options {
+        extra_policies: vec![("agreements/referred.toml".into(), REFERRED_CARE.into())],
+        partner_lines: vec![
+            (
+                "riverside-bh",
+                format!("organization = \"Organization/{ORG_BEHAVIORAL}\""),
+            ),
+            (
+                "maple-primary",
+                format!("organization = \"Organization/{ORG_PRIMARY}\""),
+            ),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let referred: Vec<String> = ["ServiceRequest", "Task"]
+        .iter()
+        .flat_map(|ty| h.population.of_type(ty))
+        .flat_map(|r| [&r["subject"]["reference"], &r["for"]["reference"]])
+        .filter_map(|r| r.as_str().map(str::to_owned))
+        .collect();
+    let unreferred: Vec<String> = (1..=accord_e2e::PATIENTS)
+        .map(accord_testkit::population::patient_id)
+        .filter(|p| p != OPTED_OUT && !referred.contains(&format!("Patient/{p}")))
+        .take(2)
+        .collect();
+    let (x, y) = (&unreferred[0], &unreferred[1]);
+    let read = |p: String| {
+        let h = &h;
+        async move {
+            h.client("maple-primary")
+                .get(&h.url(&format!("Patient/{p}")), "CAREMGT")
+                .await
+                .unwrap()
+                .status
+        }
+    };
+    assert_eq!(read(x.clone()).await, 404);
+
+    // Maple's own referral (and one it writes in Riverside's name) do not
+    // put the patient in Maple's cohort.
+    for body in [
+        referral_task(x, ORG_PRIMARY, ORG_BEHAVIORAL),
+        referral_task(x, ORG_BEHAVIORAL, ORG_PRIMARY),
+    ] {
+        let created = write(&h, Method::POST, "Task", &body).await;
+        assert_eq!(created.status, 201, "{}", created.text());
+    }
+    tokio::time::sleep(accord_gateway::referral::MEMBERSHIP_TTL).await;
+    assert_eq!(read(x.clone()).await, 404, "self-made referral counted");
+
+    // Riverside's referral does.
+    h.upstream
+        .store()
+        .create(referral_task(y, ORG_BEHAVIORAL, ORG_PRIMARY))
+        .unwrap();
+    assert_eq!(read(y.clone()).await, 200);
+}

@@ -479,7 +479,7 @@ impl Gateway {
             .resolve(
                 &self.upstream,
                 policies,
-                parties,
+                (parties, &scope.referral_senders()),
                 &unresolved,
                 &ctx.request_id,
                 &mut ctx.upstream_wait,
@@ -544,7 +544,7 @@ impl Gateway {
             .all_members(
                 &self.upstream,
                 policies,
-                parties,
+                (parties, &scope.referral_senders()),
                 &ctx.request_id,
                 &mut ctx.upstream_wait,
             )

@@ -187,9 +187,21 @@ impl<'a> Scope<'a> {
             .as_ref()
             .and_then(|c| self.policies.cohort(c))?;
         match &cohort.members {
-            CohortMembers::Referral { between } => Some(between.clone()),
+            CohortMembers::Referral { between, .. } => Some(between.clone()),
             _ => None,
         }
+    }
+
+    /// The parties whose referrals count for this recipient (see
+    /// [`accord_policy::Cohort::referral_senders`]); empty without a
+    /// referral cohort.
+    pub fn referral_senders(&self) -> BTreeSet<PartnerId> {
+        self.obligations
+            .and_then(|o| {
+                let cohort = self.policies.cohort(o.cohort.as_ref()?)?;
+                cohort.referral_senders(&o.partner)
+            })
+            .unwrap_or_default()
     }
 
     /// Of `patients`, those whose referral membership is not known yet.
