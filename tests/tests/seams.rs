@@ -298,3 +298,28 @@ async fn a_partner_cannot_refer_patients_into_its_own_cohort() {
         .unwrap();
     assert_eq!(read(y.clone()).await, 200);
 }
+
+#[tokio::test]
+async fn search_and_sort_parameters_over_redacted_elements_are_refused() {
+    let h = lab_feed().await;
+    let p = h.patient();
+    for who in [p.as_str(), "pat-9999"] {
+        for (query, named) in [
+            ("address-postalcode=021", "address-postalcode"),
+            ("address=Spring", "address"),
+            ("_sort=-address-city", "_sort"),
+        ] {
+            let response = get(&h, &format!("Patient?_id={who}&{query}")).await;
+            assert_eq!(response.status, 403, "{query}: {}", response.text());
+            let body = response.json().unwrap();
+            let diagnostics = body["issue"][0]["diagnostics"].as_str().unwrap();
+            assert!(diagnostics.contains(&format!("`{named}`")), "{diagnostics}");
+        }
+    }
+    let fine = get(
+        &h,
+        &format!("Patient?_id={p}&gender=female,male"),
+    )
+    .await;
+    assert_eq!(fine.status, 200, "{}", fine.text());
+}

@@ -31,6 +31,7 @@ pub mod policy_store;
 pub mod referral;
 pub mod respond;
 pub mod scope;
+pub mod search_reach;
 pub mod server;
 pub mod subset;
 pub mod tls;

@@ -124,6 +124,21 @@ impl<'a> Scope<'a> {
             .unwrap_or_default()
     }
 
+    /// The elements of `ty` the grant redacts, without the type prefix
+    /// (`address` for `Patient.address`).
+    pub fn redactions(&self, ty: ResourceType) -> Vec<String> {
+        let prefix = format!("{ty}.");
+        self.obligations
+            .map(|o| {
+                o.redactions
+                    .iter()
+                    .filter_map(|p| p.strip_prefix(&prefix))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether `resource` (of type `ty`) satisfies the grant's constraints
     /// for its type, evaluated from the R4 SearchParameter definitions.
     /// A constraint says what may be *released*, so this holds for every
