@@ -215,7 +215,7 @@ async fn a_new_referral_counts() {
     assert_eq!(get(&h, &format!("Patient/{p}")).await.status, 404);
     h.upstream
         .store()
-        .create(referral(&p, ORG_PRIMARY, ORG_BEHAVIORAL))
+        .create(referral(&p, ORG_BEHAVIORAL, ORG_PRIMARY))
         .unwrap();
     // Membership answers are cached for at most a second.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -314,7 +314,7 @@ async fn a_referral_past_the_first_page_counts() {
     }
     assert_eq!(get(&h, &format!("Patient/{p}")).await.status, 404);
     store
-        .create(referral(&p, ORG_PRIMARY, ORG_BEHAVIORAL))
+        .create(referral(&p, ORG_BEHAVIORAL, ORG_PRIMARY))
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let read = get(&h, &format!("Patient/{p}")).await;

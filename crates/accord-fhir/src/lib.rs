@@ -16,6 +16,7 @@ pub mod purpose;
 pub mod request;
 pub mod resource_type;
 pub mod schema;
+pub mod search_params;
 pub mod validate;
 
 pub use elements::{ElementPathError, check_element_path};

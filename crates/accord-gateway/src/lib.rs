@@ -33,11 +33,13 @@ pub mod policy_store;
 pub mod referral;
 pub mod respond;
 pub mod scope;
+pub mod search_reach;
 pub mod server;
 pub mod subset;
 pub mod tls;
 pub mod watch;
 pub mod write;
+pub mod write_reach;
 
 #[cfg(test)]
 mod test_support;

@@ -161,7 +161,7 @@ fn check_reach_around(
             check_include(name, value, ty, scope)?;
         }
     }
-    Ok(())
+    crate::search_reach::check_search_params(request, ty, scope)
 }
 
 fn check_include(

@@ -233,6 +233,8 @@ impl Gateway {
         // after it (see subset.rs).
         let subset = Subset::take(&mut fhir.params)?;
         let body = prepare_write(&fhir, body, &scope, &partner)?;
+        self.check_write_reach(&fhir, &body, &scope, &policies, ctx)
+            .await?;
         if let Some(slot) = check_only {
             *slot = Some((fhir, body));
             return Ok(Releasable {
@@ -522,7 +524,7 @@ impl Gateway {
     /// most [`MAX_PATIENTS_PER_REQUEST`] are looked up; the rest stay
     /// unresolved, so their data is withheld. An upstream failure fails the
     /// request: nothing is released.
-    async fn resolve_referrals(
+    pub(crate) async fn resolve_referrals(
         &self,
         scope: &Scope<'_>,
         policies: &PolicySet,
@@ -543,7 +545,7 @@ impl Gateway {
             .resolve(
                 &self.upstream,
                 policies,
-                parties,
+                (parties, &scope.referral_senders()),
                 &unresolved,
                 &ctx.request_id,
                 &mut ctx.upstream_wait,
@@ -608,7 +610,7 @@ impl Gateway {
             .all_members(
                 &self.upstream,
                 policies,
-                parties,
+                (parties, &scope.referral_senders()),
                 &ctx.request_id,
                 &mut ctx.upstream_wait,
             )

@@ -3,7 +3,12 @@
 //! Membership lives in the upstream server, so the gateway asks it, per
 //! patient: a `ServiceRequest` (requester → performer) or `Task` (requester
 //! → owner) for the patient, from an Organization of one party to an
-//! Organization of another, makes the patient a member. Answers are cached
+//! Organization of another, makes the patient a member — when it was made
+//! by a referrer: its requester is an Organization of a party whose
+//! referrals count ([`accord_policy::Cohort::referral_senders`]), and it
+//! was not written through the gateway by any other partner (the
+//! `urn:accord:partner` tag every write carries). A partner's own writes
+//! never widen its own reach. Answers are cached
 //! for at most [`MEMBERSHIP_TTL`], so a new or withdrawn referral counts
 //! within a second. Anything that cannot be resolved — a party without an
 //! Organization, an upstream failure — admits nobody (fail closed).
@@ -21,12 +26,17 @@ use crate::error::GatewayError;
 use crate::forward::{Upstream, UpstreamWait};
 use crate::lookup::{form_query, search, searchset};
 use crate::paging::{entry_resources, next_link, relative_to};
+use crate::write::PARTNER_TAG_SYSTEM;
 
 /// How long a membership answer is reused.
 pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(1);
 /// How long a partner's Organizations (found by identifier) are reused:
 /// organisations change far more rarely than referrals.
 const ORGANIZATION_TTL: Duration = Duration::from_secs(60);
+/// The parties of a referral cohort and, of them, those whose referrals
+/// count.
+pub type Parties<'p> = (&'p BTreeSet<PartnerId>, &'p BTreeSet<PartnerId>);
+
 /// At most this many patients are resolved for one response; the rest stay
 /// unresolved and their resources are withheld.
 pub const MAX_PATIENTS_PER_REQUEST: usize = 100;
@@ -64,7 +74,7 @@ impl ReferralResolver {
         &self,
         upstream: &Upstream,
         policies: &PolicySet,
-        parties: &BTreeSet<PartnerId>,
+        (parties, senders): Parties<'_>,
         patients: &BTreeSet<String>,
         request_id: &str,
         waited: &mut UpstreamWait,
@@ -80,7 +90,7 @@ impl ReferralResolver {
         // A party without an Organization cannot be on either end of a
         // referral: nobody is in the cohort.
         let resolvable = organizations.len() >= 2 && organizations.values().all(|o| !o.is_empty());
-        let key = cache_key(&organizations);
+        let key = cache_key(&organizations, senders);
         for patient in patients {
             if !resolvable {
                 answers.insert(patient.clone(), false);
@@ -93,7 +103,7 @@ impl ReferralResolver {
             let member = has_referral(
                 upstream,
                 &self.bases,
-                &organizations,
+                (&organizations, senders),
                 patient,
                 request_id,
                 waited,
@@ -118,7 +128,7 @@ impl ReferralResolver {
         &self,
         upstream: &Upstream,
         policies: &PolicySet,
-        parties: &BTreeSet<PartnerId>,
+        (parties, senders): Parties<'_>,
         request_id: &str,
         waited: &mut UpstreamWait,
     ) -> Result<Option<BTreeSet<String>>, GatewayError> {
@@ -139,7 +149,7 @@ impl ReferralResolver {
         let mut members = BTreeSet::new();
         for (sender, from_orgs) in &organizations {
             for (receiver, to_orgs) in &organizations {
-                if sender == receiver {
+                if sender == receiver || !senders.contains(sender) {
                     continue;
                 }
                 for from in from_orgs {
@@ -159,12 +169,16 @@ impl ReferralResolver {
                                 .next(upstream, &self.bases, request_id, waited)
                                 .await?
                             {
-                                members.extend(entry_resources(&bundle).filter_map(|r| {
-                                    r.pointer(&format!("/{patient_field}/reference"))
-                                        .and_then(Value::as_str)
-                                        .and_then(patient_id_of_reference)
-                                        .map(str::to_owned)
-                                }));
+                                members.extend(
+                                    entry_resources(&bundle)
+                                        .filter(|r| written_by_referrer(r, senders))
+                                        .filter_map(|r| {
+                                            r.pointer(&format!("/{patient_field}/reference"))
+                                                .and_then(Value::as_str)
+                                                .and_then(patient_id_of_reference)
+                                                .map(str::to_owned)
+                                        }),
+                                );
                             }
                             if pages.cut_short {
                                 return Ok(None);
@@ -231,7 +245,7 @@ impl ReferralResolver {
 async fn has_referral(
     upstream: &Upstream,
     bases: &[String],
-    organizations: &BTreeMap<PartnerId, BTreeSet<String>>,
+    (organizations, senders): (&BTreeMap<PartnerId, BTreeSet<String>>, &BTreeSet<PartnerId>),
     patient: &str,
     request_id: &str,
     waited: &mut UpstreamWait,
@@ -252,7 +266,9 @@ async fn has_referral(
             for resource in entry_resources(&bundle) {
                 let from = references(resource.get("requester"));
                 let to = references(resource.get(to_field));
-                if between_parties(organizations, &from, &to) {
+                if written_by_referrer(resource, senders)
+                    && between_parties(organizations, senders, &from, &to)
+                {
                     return Ok(true);
                 }
             }
@@ -323,9 +339,27 @@ impl Pages {
     }
 }
 
-/// Whether a referral from `from` to `to` joins two different parties.
+/// Whether a referral resource was not written through the gateway by a
+/// partner other than a referrer (writes carry the writer's tag).
+fn written_by_referrer(resource: &Value, senders: &BTreeSet<PartnerId>) -> bool {
+    resource
+        .pointer("/meta/tag")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|t| t.get("system").and_then(Value::as_str) == Some(PARTNER_TAG_SYSTEM))
+        .all(|t| {
+            t.get("code")
+                .and_then(Value::as_str)
+                .is_some_and(|writer| senders.iter().any(|s| s.as_str() == writer))
+        })
+}
+
+/// Whether a referral from `from` to `to` is made by one of `senders` to
+/// another party.
 fn between_parties(
     organizations: &BTreeMap<PartnerId, BTreeSet<String>>,
+    senders: &BTreeSet<PartnerId>,
     from: &[String],
     to: &[String],
 ) -> bool {
@@ -336,9 +370,11 @@ fn between_parties(
             .map(|(party, _)| party)
             .collect()
     };
-    let senders = parties_of(from);
     let receivers = parties_of(to);
-    senders.iter().any(|s| receivers.iter().any(|r| r != s))
+    parties_of(from)
+        .into_iter()
+        .filter(|s| senders.contains(*s))
+        .any(|s| receivers.iter().any(|r| *r != s))
 }
 
 /// `Organization/<id>` for every Organization reference in `value` (one
@@ -362,15 +398,20 @@ fn organization_reference(reference: &str) -> Option<String> {
     (!id.is_empty()).then(|| format!("Organization/{id}"))
 }
 
-fn cache_key(organizations: &BTreeMap<PartnerId, BTreeSet<String>>) -> String {
-    organizations
+fn cache_key(
+    organizations: &BTreeMap<PartnerId, BTreeSet<String>>,
+    senders: &BTreeSet<PartnerId>,
+) -> String {
+    let senders: Vec<&str> = senders.iter().map(PartnerId::as_str).collect();
+    let parties = organizations
         .iter()
         .map(|(party, orgs)| {
             let orgs: Vec<&str> = orgs.iter().map(String::as_str).collect();
             format!("{party}={}", orgs.join(","))
         })
         .collect::<Vec<_>>()
-        .join(";")
+        .join(";");
+    format!("{parties}|{}", senders.join(","))
 }
 
 /// The patients (logical ids) every resource in an upstream response
@@ -428,14 +469,18 @@ mod tests {
     #[test]
     fn a_referral_must_join_two_different_parties() {
         let o = orgs();
+        let all: BTreeSet<PartnerId> = o.keys().cloned().collect();
         let a = vec!["Organization/a".to_owned()];
         let b = vec!["Organization/b".to_owned()];
         let c = vec!["Organization/c".to_owned()];
-        assert!(between_parties(&o, &a, &b));
-        assert!(between_parties(&o, &b, &a));
-        assert!(!between_parties(&o, &a, &a), "within one party");
-        assert!(!between_parties(&o, &a, &c), "to an outsider");
-        assert!(!between_parties(&o, &[], &b));
+        assert!(between_parties(&o, &all, &a, &b));
+        assert!(between_parties(&o, &all, &b, &a));
+        assert!(!between_parties(&o, &all, &a, &a), "within one party");
+        assert!(!between_parties(&o, &all, &a, &c), "to an outsider");
+        assert!(!between_parties(&o, &all, &[], &b));
+        let only_b = BTreeSet::from([PartnerId::parse("b").unwrap()]);
+        assert!(!between_parties(&o, &only_b, &a, &b), "a is no referrer");
+        assert!(between_parties(&o, &only_b, &b, &a));
     }
 
     #[test]

@@ -135,6 +135,33 @@ impl<'a> Scope<'a> {
             .unwrap_or_default()
     }
 
+    /// The elements of `ty` the grant redacts, without the type prefix
+    /// (`address` for `Patient.address`).
+    pub fn redactions(&self, ty: ResourceType) -> Vec<String> {
+        let prefix = format!("{ty}.");
+        self.obligations
+            .map(|o| {
+                o.redactions
+                    .iter()
+                    .filter_map(|p| p.strip_prefix(&prefix))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether `resource` (of type `ty`) satisfies the grant's constraints
+    /// for its type, evaluated from the R4 SearchParameter definitions.
+    /// A constraint says what may be *released*, so this holds for every
+    /// resource in every position; one the gateway cannot evaluate (an
+    /// unsupported parameter kind or modifier) is outside (fail closed).
+    pub fn within_constraints(&self, ty: ResourceType, resource: &Value) -> bool {
+        let params = self.constraints(ty);
+        params.is_empty()
+            || accord_fhir::search_params::satisfies(resource, ty, &params)
+                == accord_fhir::search_params::Match::Yes
+    }
+
     /// Whether data of the patient with this id may be asked for: inside a
     /// listed or Group cohort, and not opted out by consent. A referral
     /// cohort admits nobody until it is resolved.
@@ -186,9 +213,21 @@ impl<'a> Scope<'a> {
             .as_ref()
             .and_then(|c| self.policies.cohort(c))?;
         match &cohort.members {
-            CohortMembers::Referral { between } => Some(between.clone()),
+            CohortMembers::Referral { between, .. } => Some(between.clone()),
             _ => None,
         }
+    }
+
+    /// The parties whose referrals count for this recipient (see
+    /// [`accord_policy::Cohort::referral_senders`]); empty without a
+    /// referral cohort.
+    pub fn referral_senders(&self) -> BTreeSet<PartnerId> {
+        self.obligations
+            .and_then(|o| {
+                let cohort = self.policies.cohort(o.cohort.as_ref()?)?;
+                cohort.referral_senders(&o.partner)
+            })
+            .unwrap_or_default()
     }
 
     /// Of `patients`, those whose referral membership is not known yet.

@@ -28,7 +28,15 @@ pub enum CohortMembers {
     /// Patients with a referral (ServiceRequest or Task) between these
     /// parties. Membership lives in the upstream server: the gateway resolves
     /// it (and caches it) and tells [`crate::PolicySet::check_resource`].
-    Referral { between: BTreeSet<PartnerId> },
+    ///
+    /// Only referrals *made by* a referrer count: the parties listed in
+    /// `referrers`, or when none are listed, every party of `between` but
+    /// the recipient asking. A partner's own referrals never widen its own
+    /// reach.
+    Referral {
+        between: BTreeSet<PartnerId>,
+        referrers: Option<BTreeSet<PartnerId>>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +66,8 @@ pub(crate) struct CohortEntry {
     pub group: Option<toml::Spanned<String>>,
     #[serde(default)]
     pub between: Vec<toml::Spanned<PartnerId>>,
+    #[serde(default)]
+    pub referrers: Vec<toml::Spanned<PartnerId>>,
 }
 
 // === impl Cohort ===
@@ -74,6 +84,23 @@ impl Cohort {
         }
     }
 
+    /// For a referral cohort, the parties whose referrals count when
+    /// `recipient` asks: the listed referrers, or every party but the
+    /// recipient itself. `None` for other cohorts.
+    pub fn referral_senders(&self, recipient: &PartnerId) -> Option<BTreeSet<PartnerId>> {
+        let CohortMembers::Referral { between, referrers } = &self.members else {
+            return None;
+        };
+        Some(match referrers {
+            Some(listed) => listed.clone(),
+            None => between
+                .iter()
+                .filter(|p| *p != recipient)
+                .cloned()
+                .collect(),
+        })
+    }
+
     /// One line for explanations.
     pub fn describe(&self) -> String {
         match &self.members {
@@ -83,15 +110,23 @@ impl Cohort {
                 self.id,
                 patients.len()
             ),
-            CohortMembers::Referral { between } => format!(
-                "cohort `{}`: patients with a referral between {}",
-                self.id,
-                between
-                    .iter()
-                    .map(|p| format!("`{p}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            CohortMembers::Referral { between, referrers } => {
+                let names = |set: &BTreeSet<PartnerId>| {
+                    set.iter()
+                        .map(|p| format!("`{p}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let made_by = match referrers {
+                    Some(listed) => format!("made by {}", names(listed)),
+                    None => "made by a party other than the recipient".to_owned(),
+                };
+                format!(
+                    "cohort `{}`: patients with a referral between {}, {made_by}",
+                    self.id,
+                    names(between)
+                )
+            }
         }
     }
 }

@@ -38,6 +38,9 @@ pub enum WithholdReason {
     PatientOutOfReach,
     /// A contained resource failed its own check.
     ContainedWithheld,
+    /// Outside the grant's `constraints` (e.g. not a laboratory
+    /// Observation), or not known to be inside them.
+    OutsideConstraints,
     /// The policy withholds it: cohort, consent or a sensitive category.
     Policy,
 }
@@ -49,6 +52,9 @@ pub fn verdict(resource: &Value, scope: &Scope<'_>) -> Verdict {
     };
     if !scope.may_read(ty) {
         return Verdict::Withhold(WithholdReason::TypeNotGranted);
+    }
+    if !scope.within_constraints(ty, resource) {
+        return Verdict::Withhold(WithholdReason::OutsideConstraints);
     }
     let patients = match patients_in_reach(resource, scope) {
         Ok(patients) => patients,
@@ -119,7 +125,7 @@ fn contained_is_releasable(inner: &Value, scope: &Scope<'_>) -> bool {
     let Some(ty) = resource_type(inner) else {
         return false;
     };
-    if ty == ResourceType::PATIENT {
+    if ty == ResourceType::PATIENT || !scope.within_constraints(ty, inner) {
         return false;
     }
     !is_patient_data(ty) || patients_in_reach(inner, scope).is_ok()

@@ -311,7 +311,21 @@ pub(crate) fn compile_cohorts(
                             "e.g. between = [\"riverside-bh\", \"maple-primary\"]",
                         ));
                     }
-                    CohortMembers::Referral { between }
+                    let mut referrers = BTreeSet::new();
+                    for p in &entry.referrers {
+                        if !between.contains(p.get_ref()) {
+                            errors.push(source.error_hint(
+                                Some(p.span()),
+                                format!("referrer `{}` is not one of `between`", p.get_ref()),
+                                "referrers are the parties of `between` whose referrals count",
+                            ));
+                        }
+                        referrers.insert(p.get_ref().clone());
+                    }
+                    CohortMembers::Referral {
+                        between,
+                        referrers: (!referrers.is_empty()).then_some(referrers),
+                    }
                 }
             };
             out.insert(

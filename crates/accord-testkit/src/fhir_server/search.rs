@@ -34,12 +34,21 @@ struct Include {
     target: Option<String>,
 }
 
+/// `_revinclude=Source:param`: resources of `source` whose `param` points
+/// at a matched resource.
+#[derive(Debug)]
+struct RevInclude {
+    source: String,
+    param: &'static ParamDef,
+}
+
 /// A parsed, validated search.
 #[derive(Debug)]
 pub(crate) struct Search {
     resource_type: String,
     criteria: Vec<Criterion>,
     includes: Vec<Include>,
+    revincludes: Vec<RevInclude>,
     count: usize,
     offset: usize,
     /// Parameters echoed into paging links (everything but `_count`/`_offset`).
@@ -55,6 +64,7 @@ pub(crate) fn parse(
         resource_type: resource_type.to_owned(),
         criteria: Vec::new(),
         includes: Vec::new(),
+        revincludes: Vec::new(),
         count: DEFAULT_COUNT,
         offset: 0,
         echo: Vec::new(),
@@ -67,6 +77,7 @@ pub(crate) fn parse(
             "_count" => search.count = parse_number(&name, &value)?.min(MAX_COUNT),
             "_offset" => search.offset = parse_number(&name, &value)?,
             "_include" => search.includes.push(parse_include(resource_type, &value)?),
+            "_revinclude" => search.revincludes.push(parse_revinclude(&value)?),
             "_total" if ["none", "estimate", "accurate"].contains(&value.as_str()) => {}
             "_format" if value.contains("json") => {}
             "_summary" if value == "count" => search.count = 0,
@@ -153,6 +164,18 @@ fn parse_include(resource_type: &str, value: &str) -> Result<Include, FhirError>
     Ok(Include { param, target })
 }
 
+fn parse_revinclude(value: &str) -> Result<RevInclude, FhirError> {
+    let unsupported = || FhirError::bad_request(format!("unsupported `_revinclude={value}`"));
+    let (source, name) = value.split_once(':').ok_or_else(unsupported)?;
+    let param = params::find(source, name)
+        .filter(|def| def.kind == ParamKind::Reference)
+        .ok_or_else(unsupported)?;
+    Ok(RevInclude {
+        source: source.to_owned(),
+        param,
+    })
+}
+
 // === impl Search ===
 
 impl Search {
@@ -199,6 +222,22 @@ impl Search {
                     {
                         entries.push(entry(base_url, &found, "include"));
                     }
+                }
+            }
+        }
+
+        for rev in &self.revincludes {
+            let targets: BTreeSet<String> = page.iter().map(key).collect();
+            for candidate in store.all(&rev.source) {
+                let points_at_page = matching::values_at(&candidate, rev.param.paths)
+                    .iter()
+                    .filter_map(|r| r.get("reference").and_then(Value::as_str))
+                    .any(|text| match matching::split_reference(text) {
+                        (Some(t), id) => targets.contains(&format!("{t}/{id}")),
+                        (None, _) => false,
+                    });
+                if points_at_page && seen.insert(key(&candidate)) {
+                    entries.push(entry(base_url, &candidate, "include"));
                 }
             }
         }
