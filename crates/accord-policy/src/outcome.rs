@@ -93,7 +93,7 @@ impl PolicySet {
     pub fn referral_parties(&self, obligations: &Obligations) -> Option<&BTreeSet<PartnerId>> {
         let cohort = obligations.cohort.as_ref().and_then(|c| self.cohort(c))?;
         match &cohort.members {
-            CohortMembers::Referral { between } => Some(between),
+            CohortMembers::Referral { between, .. } => Some(between),
             _ => None,
         }
     }

@@ -272,7 +272,7 @@ fn cell(
         .as_ref()
         .and_then(|c| set.cohort(c))
         .and_then(|c| match &c.members {
-            CohortMembers::Referral { between } => Some(between.clone()),
+            CohortMembers::Referral { between, .. } => Some(between.clone()),
             _ => None,
         });
     let member = |p: &str| {
