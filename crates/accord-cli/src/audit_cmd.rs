@@ -22,12 +22,24 @@ pub struct DirArg {
     dir: PathBuf,
 }
 
+/// The checkpoint signing key, kept outside the audit directory.
+#[derive(Debug, clap::Args)]
+pub struct KeyArg {
+    /// The signing key's file (`audit.signing_key` in accord.toml); it
+    /// must lie outside the audit directory and have mode 0600.
+    #[arg(long = "signing-key", env = "ACCORD_SIGNING_KEY")]
+    signing_key: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Make the checkpoint signing key pair (signing.key, signing.pub).
+    /// Make the checkpoint signing key pair (the key file, 0600, and
+    /// `<key>.pub` beside it), outside the audit directory.
     Keygen {
         #[command(flatten)]
         dir: DirArg,
+        #[command(flatten)]
+        key: KeyArg,
         /// The log's name, the origin line of every checkpoint.
         #[arg(long)]
         name: String,
@@ -114,6 +126,8 @@ pub enum AuditCommand {
     Quarantine {
         #[command(flatten)]
         dir: DirArg,
+        #[command(flatten)]
+        key: KeyArg,
         /// Who is doing this (recorded in the note).
         #[arg(long, env = "USER")]
         operator: String,
@@ -138,7 +152,7 @@ pub enum AuditCommand {
 
 pub fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Keygen { dir, name } => keygen(&dir.dir, &name),
+        AuditCommand::Keygen { dir, key, name } => keygen(&dir.dir, &key.signing_key, &name),
         AuditCommand::Prove { dir, seq } => {
             let proof = proof::prove(&dir.dir, seq)?;
             outln!("{}", serde_json::to_string_pretty(&proof)?)?;
@@ -179,17 +193,19 @@ pub fn run(command: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Reindex { dir } => privacy::run_reindex(&dir.dir),
         AuditCommand::Quarantine {
             dir,
+            key,
             operator,
             reason,
-        } => run_quarantine(&dir.dir, &operator, &reason),
+        } => run_quarantine(&dir.dir, &key.signing_key, &operator, &reason),
     }
 }
 
-fn keygen(dir: &Path, name: &str) -> anyhow::Result<()> {
+fn keygen(dir: &Path, key: &Path, name: &str) -> anyhow::Result<()> {
+    store::key::check_outside(key, dir)?;
     let signer = Signer::generate(name)?;
-    store::write_key_pair(dir, &signer)
-        .with_context(|| format!("write the key pair into {}", dir.display()))?;
-    outln!("private key  {}", dir.join(store::KEY_FILE).display())?;
+    store::key::write_key_pair(key, &signer)
+        .with_context(|| format!("write the key pair {}", key.display()))?;
+    outln!("private key  {} (mode 0600)", key.display())?;
     outln!("public key   {}", signer.verifier().encode())?;
     outln!("Give the public key to your auditors; they need nothing else.")?;
     Ok(())
@@ -291,11 +307,10 @@ fn run_verify(dir: &Path, key: Option<&str>, kept: &[PathBuf]) -> anyhow::Result
     bail!("{} problems found", report.problems.len())
 }
 
-fn run_quarantine(dir: &Path, operator: &str, reason: &str) -> anyhow::Result<()> {
-    let key_path = dir.join(store::KEY_FILE);
-    let text = std::fs::read_to_string(&key_path)
-        .with_context(|| format!("read the signing key {}", key_path.display()))?;
-    let signer = Signer::parse(&text)?;
+fn run_quarantine(dir: &Path, key: &Path, operator: &str, reason: &str) -> anyhow::Result<()> {
+    store::key::check_outside(key, dir)?;
+    let signer =
+        store::key::load(key).with_context(|| format!("read the signing key {}", key.display()))?;
     let done = accord_audit::quarantine::quarantine(dir, signer, operator, reason)?;
     for seg in &done.note.segments {
         outln!(

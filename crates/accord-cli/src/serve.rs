@@ -42,7 +42,7 @@ pub async fn run(
 
     let policies = PolicySet::load_dir(&config.policies.dir)
         .map_err(|e| anyhow::anyhow!("policies are invalid; not starting:\n{e}"))?;
-    let (audit, report) = AuditStore::open(&config.audit.dir)
+    let (audit, report) = AuditStore::open(&config.audit.dir, &config.audit.signing_key)
         .with_context(|| format!("audit log in {}", config.audit.dir.display()))?;
     if let Some(torn) = &report.torn_tail {
         tracing::warn!(
@@ -54,6 +54,7 @@ pub async fn run(
     if report.key_created {
         tracing::warn!(
             public_key = %audit.verifier().encode(),
+            key_file = %config.audit.signing_key.display(),
             "made a new checkpoint signing key; give the public key to your auditors"
         );
     }
