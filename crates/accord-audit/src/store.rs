@@ -27,10 +27,14 @@ use crate::segment::SEGMENTS_DIR;
 use crate::{AppendDone, AuditError, AuditSink};
 
 pub mod checkpoints;
+mod encoded;
 pub mod key;
 pub mod read;
 pub mod recover;
+pub mod witnessed;
 mod writer;
+
+pub use writer::CheckpointHook;
 
 pub use read::{DamagedRange, LogContents, TornTail, read_log, read_records};
 
@@ -57,6 +61,18 @@ pub struct StoreOptions {
     /// Keep the sled indexes (`<dir>/index`) up to date on a background
     /// thread, after each durable batch.
     pub index: bool,
+    /// Told each new signed checkpoint (the gateway's witness client).
+    pub on_checkpoint: Option<OnCheckpoint>,
+}
+
+/// A [`CheckpointHook`] in [`StoreOptions`].
+#[derive(Clone)]
+pub struct OnCheckpoint(pub CheckpointHook);
+
+impl std::fmt::Debug for OnCheckpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnCheckpoint")
+    }
 }
 
 /// The audit store. Cheap to share behind an `Arc`.
@@ -94,6 +110,7 @@ impl Default for StoreOptions {
             signer: None,
             signing_key: None,
             index: true,
+            on_checkpoint: None,
         }
     }
 }
@@ -151,6 +168,7 @@ impl AuditStore {
             segment_size: options.segment_size,
             checkpoint_interval: options.checkpoint_interval,
             max_batch: options.max_batch.max(1),
+            on_checkpoint: options.on_checkpoint.map(|h| h.0),
         };
         let writer = writer::Writer::start(config, recovered, signer)?;
         let (tx, rx) = mpsc::channel();
@@ -204,6 +222,18 @@ impl AuditStore {
         let (reply, answer) = mpsc::sync_channel(1);
         self.send(writer::Msg::Checkpoint(reply))?;
         answer.recv().map_err(|_| AuditError::Closed)?
+    }
+
+    /// An RFC 9162 consistency proof from the tree of `old` records to
+    /// the tree of `new` (`None` when `old > new` or `new` is not reached).
+    pub fn consistency_proof(
+        &self,
+        old: u64,
+        new: u64,
+    ) -> Result<Option<Vec<crate::Hash>>, AuditError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(writer::Msg::Consistency(old, new, reply))?;
+        answer.recv().map_err(|_| AuditError::Closed)
     }
 
     /// Stops accepting records, waits for the queued ones and writes a final
