@@ -1,5 +1,6 @@
 //! The signing key lives apart from the log: its own path, never inside
 //! the audit directory, readable by its owner only.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;

@@ -36,6 +36,7 @@ pub mod server;
 pub mod subset;
 pub mod tls;
 pub mod watch;
+pub mod witness_client;
 pub mod write;
 
 #[cfg(test)]
