@@ -210,7 +210,8 @@ impl Harness {
             let first = accord_audit::segment::segment_name(1);
             std::os::unix::fs::symlink("/dev/full", segments.join(first)).expect("symlink");
         }
-        let (audit, _) = AuditStore::open(&audit_dir).expect("audit log");
+        let (audit, _) =
+            AuditStore::open(&audit_dir, &dir.path().join("signing.key")).expect("audit log");
         let audit = Arc::new(audit);
 
         let pki_dir = dir.path().join("pki");

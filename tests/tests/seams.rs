@@ -316,10 +316,6 @@ async fn search_and_sort_parameters_over_redacted_elements_are_refused() {
             assert!(diagnostics.contains(&format!("`{named}`")), "{diagnostics}");
         }
     }
-    let fine = get(
-        &h,
-        &format!("Patient?_id={p}&gender=female,male"),
-    )
-    .await;
+    let fine = get(&h, &format!("Patient?_id={p}&gender=female,male")).await;
     assert_eq!(fine.status, 200, "{}", fine.text());
 }

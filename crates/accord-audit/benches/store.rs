@@ -41,7 +41,8 @@ fn record_512() -> AuditRecord {
 
 fn durable_concurrent(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = AuditStore::open(dir.path()).unwrap();
+    let (store, _) =
+        AuditStore::open(&dir.path().join("audit"), &dir.path().join("signing.key")).unwrap();
     let store = Arc::new(store);
     let record = record_512();
     let mut group = c.benchmark_group("append");
@@ -106,7 +107,8 @@ fn fdatasync_floor(_: &mut Criterion) {
 
 fn single_writer_latency(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = AuditStore::open(dir.path()).unwrap();
+    let (store, _) =
+        AuditStore::open(&dir.path().join("audit"), &dir.path().join("signing.key")).unwrap();
     let record = record_512();
     // Percentiles, which criterion does not report.
     let mut samples: Vec<Duration> = (0..2000)
@@ -129,7 +131,8 @@ fn single_writer_latency(c: &mut Criterion) {
 fn verify_throughput(c: &mut Criterion) {
     const N: u64 = 100_000;
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = AuditStore::open(dir.path()).unwrap();
+    let (store, _) =
+        AuditStore::open(&dir.path().join("audit"), &dir.path().join("signing.key")).unwrap();
     let store = Arc::new(store);
     let record = record_512();
     let handles: Vec<_> = (0..64)

@@ -13,6 +13,7 @@
 //! `Ok` from [`AuditSink::append`] means the record survived `fsync`. It
 //! does no async I/O (no tokio, no hyper) and never rewrites a record.
 
+pub mod cosign;
 pub mod index;
 pub mod merkle;
 pub mod note;
@@ -25,7 +26,9 @@ pub mod segment;
 pub mod store;
 pub mod tail;
 pub mod verify;
+pub mod witness;
 
+pub use cosign::{CosignatureKey, Cosigner};
 pub use index::{Field, Index, IndexError};
 pub use merkle::{Hash, Tree};
 pub use note::{Checkpoint, NoteError, Signer, Verifier};

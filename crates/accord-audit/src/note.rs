@@ -65,16 +65,21 @@ pub struct Checkpoint {
 }
 
 fn key_id(name: &str, public: &[u8]) -> [u8; 4] {
+    key_id_for(name, ALG_ED25519, public)
+}
+
+/// SHA-256(name ‖ "\n" ‖ alg ‖ public)\[:4\].
+pub(crate) fn key_id_for(name: &str, alg: u8, public: &[u8]) -> [u8; 4] {
     let mut data = Vec::with_capacity(name.len() + 2 + public.len());
     data.extend_from_slice(name.as_bytes());
     data.push(b'\n');
-    data.push(ALG_ED25519);
+    data.push(alg);
     data.extend_from_slice(public);
     let h = sha256(&data);
     [h.0[0], h.0[1], h.0[2], h.0[3]]
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains(['+', ' ', '\n']) && name.chars().all(|c| !c.is_control())
 }
 
@@ -162,6 +167,11 @@ impl Signer {
 }
 
 fn split_key(rest: &str) -> Result<(&str, Vec<u8>), NoteError> {
+    split_key_for(rest, ALG_ED25519)
+}
+
+/// `name+hexid+base64(alg‖key)` → name and key, for keys of `alg`.
+pub(crate) fn split_key_for(rest: &str, want: u8) -> Result<(&str, Vec<u8>), NoteError> {
     let mut parts = rest.splitn(3, '+');
     let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(NoteError::Key("expected `name+id+key`"));
@@ -170,9 +180,9 @@ fn split_key(rest: &str) -> Result<(&str, Vec<u8>), NoteError> {
         .decode(key)
         .map_err(|_| NoteError::Key("key is not base64"))?;
     let (alg, key) = key.split_first().ok_or(NoteError::Key("empty key"))?;
-    if *alg != ALG_ED25519 {
+    if *alg != want {
         return Err(NoteError::Key(
-            "only Ed25519 keys (algorithm 1) are supported",
+            "wrong key type (Ed25519 signer keys are type 1, cosigner keys type 4)",
         ));
     }
     if id.len() != 8 || crate::merkle::unhex(id).is_none() {

@@ -6,13 +6,15 @@
 //! <dir>/segments/seg-<first seq>.log   the records (see `segment`)
 //! <dir>/checkpoints.log                every signed checkpoint, framed
 //! <dir>/checkpoint                     the latest signed checkpoint
-//! <dir>/signing.key, signing.pub       the checkpoint key pair
+//! <dir>/signing.pub                    the checkpoint key's public half
 //! ```
+//!
+//! The private key lives elsewhere (see [`key`]).
 //!
 //! INVARIANT: `AuditSink::append` returns `Ok` only after the record and
 //! everything before it were written and `fsync`ed.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -25,9 +27,14 @@ use crate::segment::SEGMENTS_DIR;
 use crate::{AppendDone, AuditError, AuditSink};
 
 pub mod checkpoints;
+mod encoded;
+pub mod key;
 pub mod read;
 pub mod recover;
+pub mod witnessed;
 mod writer;
+
+pub use writer::CheckpointHook;
 
 pub use read::{DamagedRange, LogContents, TornTail, read_log, read_records};
 
@@ -45,12 +52,27 @@ pub struct StoreOptions {
     pub checkpoint_interval: Duration,
     /// Most records one fsync covers.
     pub max_batch: usize,
-    /// The checkpoint key; `None` loads `signing.key` from the directory,
-    /// creating a new key pair on first use.
+    /// The checkpoint key (e.g. from an HSM or KMS); `None` loads
+    /// `signing_key`.
     pub signer: Option<Signer>,
+    /// The checkpoint key's file, outside the audit directory (see
+    /// [`key`]); made (0600) on first use.
+    pub signing_key: Option<PathBuf>,
     /// Keep the sled indexes (`<dir>/index`) up to date on a background
     /// thread, after each durable batch.
     pub index: bool,
+    /// Told each new signed checkpoint (the gateway's witness client).
+    pub on_checkpoint: Option<OnCheckpoint>,
+}
+
+/// A [`CheckpointHook`] in [`StoreOptions`].
+#[derive(Clone)]
+pub struct OnCheckpoint(pub CheckpointHook);
+
+impl std::fmt::Debug for OnCheckpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnCheckpoint")
+    }
 }
 
 /// The audit store. Cheap to share behind an `Arc`.
@@ -86,7 +108,9 @@ impl Default for StoreOptions {
             checkpoint_interval: Duration::from_secs(1),
             max_batch: 1024,
             signer: None,
+            signing_key: None,
             index: true,
+            on_checkpoint: None,
         }
     }
 }
@@ -94,9 +118,16 @@ impl Default for StoreOptions {
 // === impl AuditStore ===
 
 impl AuditStore {
-    /// Opens (creating if needed) the store in `dir` with default options.
-    pub fn open(dir: &Path) -> Result<(Self, OpenReport), AuditError> {
-        AuditStore::open_with(dir, StoreOptions::default())
+    /// Opens (creating if needed) the store in `dir` with default options
+    /// and the signing key in the file `signing_key` (outside `dir`).
+    pub fn open(dir: &Path, signing_key: &Path) -> Result<(Self, OpenReport), AuditError> {
+        AuditStore::open_with(
+            dir,
+            StoreOptions {
+                signing_key: Some(signing_key.to_path_buf()),
+                ..StoreOptions::default()
+            },
+        )
     }
 
     /// Opens the store: recovers the log (cutting a torn tail, refusing any
@@ -105,9 +136,14 @@ impl AuditStore {
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<(Self, OpenReport), AuditError> {
         fs::create_dir_all(dir.join(SEGMENTS_DIR))
             .map_err(|e| AuditError::io("create audit directory", e))?;
-        let (signer, key_created) = match options.signer {
-            Some(signer) => (signer, false),
-            None => load_or_create_key(dir)?,
+        let (signer, key_created) = match (options.signer, &options.signing_key) {
+            (Some(signer), _) => (signer, false),
+            (None, Some(path)) => key::load_or_create(path, dir)?,
+            (None, None) => {
+                return Err(AuditError::Key(
+                    "no signing key configured ([audit] signing_key)".into(),
+                ));
+            }
         };
         let verifier = signer.verifier();
         let recovered = recover::recover(dir, &verifier)?;
@@ -132,6 +168,7 @@ impl AuditStore {
             segment_size: options.segment_size,
             checkpoint_interval: options.checkpoint_interval,
             max_batch: options.max_batch.max(1),
+            on_checkpoint: options.on_checkpoint.map(|h| h.0),
         };
         let writer = writer::Writer::start(config, recovered, signer)?;
         let (tx, rx) = mpsc::channel();
@@ -185,6 +222,18 @@ impl AuditStore {
         let (reply, answer) = mpsc::sync_channel(1);
         self.send(writer::Msg::Checkpoint(reply))?;
         answer.recv().map_err(|_| AuditError::Closed)?
+    }
+
+    /// An RFC 9162 consistency proof from the tree of `old` records to
+    /// the tree of `new` (`None` when `old > new` or `new` is not reached).
+    pub fn consistency_proof(
+        &self,
+        old: u64,
+        new: u64,
+    ) -> Result<Option<Vec<crate::Hash>>, AuditError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send(writer::Msg::Consistency(old, new, reply))?;
+        answer.recv().map_err(|_| AuditError::Closed)
     }
 
     /// Stops accepting records, waits for the queued ones and writes a final
@@ -272,55 +321,6 @@ impl AuditSink for AuditStore {
         }
         Ok(())
     }
-}
-
-/// Loads `dir/signing.key`, or makes a key pair named after a random origin
-/// and writes `signing.key` (mode 0600) and `signing.pub`.
-fn load_or_create_key(dir: &Path) -> Result<(Signer, bool), AuditError> {
-    let path = dir.join(KEY_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => {
-            let signer = Signer::parse(&text).map_err(|e| AuditError::Key(e.to_string()))?;
-            // A crash between writing the two files of a new pair (seen in
-            // the crash harness) leaves no public key: write it again.
-            if !dir.join(PUBLIC_KEY_FILE).exists() {
-                write_durably(
-                    &dir.join(PUBLIC_KEY_FILE),
-                    format!("{}\n", signer.verifier().encode()).as_bytes(),
-                )?;
-            }
-            Ok((signer, false))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let mut id = [0u8; 4];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
-                .map_err(|_| AuditError::Key("system random source failed".into()))?;
-            let origin = format!("accord.local/audit/{}", crate::merkle::hex(&id));
-            let signer = Signer::generate(&origin).map_err(|e| AuditError::Key(e.to_string()))?;
-            write_key_pair(dir, &signer)?;
-            Ok((signer, true))
-        }
-        Err(e) => Err(AuditError::io("read signing key", e)),
-    }
-}
-
-/// Writes `signing.key` (0600, never overwritten) and `signing.pub`.
-pub fn write_key_pair(dir: &Path, signer: &Signer) -> Result<(), AuditError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    fs::create_dir_all(dir).map_err(|e| AuditError::io("create key directory", e))?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dir.join(KEY_FILE))
-        .map_err(|e| AuditError::io("create signing key", e))?;
-    writeln!(file, "{}", signer.encode())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| AuditError::io("write signing key", e))?;
-    write_durably(
-        &dir.join(PUBLIC_KEY_FILE),
-        format!("{}\n", signer.verifier().encode()).as_bytes(),
-    )
 }
 
 /// Writes `path` through a temporary file and a rename.

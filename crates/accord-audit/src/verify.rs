@@ -16,12 +16,19 @@ use crate::segment;
 use crate::store::checkpoints::{CheckpointLog, read_checkpoint_log};
 use crate::store::{DamagedRange, LATEST_CHECKPOINT_FILE, LogContents, TornTail, read_log};
 
+mod witnessed;
+
 /// What to check against.
 #[derive(Debug, Default)]
 pub struct VerifyOptions {
     /// Checkpoint notes the auditor kept (e.g. from an earlier run); a log
     /// rolled back or rewritten since then is caught against them.
     pub kept_checkpoints: Vec<(String, String)>,
+    /// Witnesses whose cosignatures count.
+    pub witness_keys: Vec<crate::CosignatureKey>,
+    /// Valid cosignatures (by distinct `witness_keys`) the latest
+    /// witnessed checkpoint must carry; 0 checks none.
+    pub witnesses_required: usize,
 }
 
 /// One thing wrong, and where.
@@ -49,6 +56,8 @@ pub struct VerifyReport {
     /// Signed checkpoints that cover unreadable records, so cannot be
     /// checked (reported once, with the damage).
     pub unchecked: usize,
+    /// The latest witnessed checkpoint, when witnesses were asked for.
+    pub witnessed: Option<witnessed::Witnessed>,
     pub problems: Vec<Problem>,
 }
 
@@ -89,6 +98,7 @@ pub fn verify(
         readable: 0,
         damaged: Vec::new(),
         unchecked: 0,
+        witnessed: None,
         problems: Vec::new(),
     };
     // Checkpoints before segments: a checkpoint is written only after the
@@ -160,6 +170,7 @@ pub fn verify(
     for (name, note) in &options.kept_checkpoints {
         check_checkpoint(&tree, key, note, name, &mut report);
     }
+    witnessed::check(dir, &tree, key, options, &mut report)?;
     if let Some(torn) = report.torn_tail.clone()
         && torn.seq <= report.signed_size.max(signed_claim(&notes, key))
     {

@@ -27,9 +27,10 @@ const CHILD_ENV: &str = "ACCORD_CRASH_CHILD_DIR";
 const CI_KILLS: usize = 50;
 const WRITERS: usize = 16;
 
-fn options() -> StoreOptions {
+fn options(dir: &Path) -> StoreOptions {
     StoreOptions {
         segment_size: 64 << 10,
+        signing_key: Some(dir.with_extension("key")),
         ..StoreOptions::default()
     }
 }
@@ -42,7 +43,7 @@ fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let (store, _) = AuditStore::open_with(Path::new(&dir), options()).unwrap();
+    let (store, _) = AuditStore::open_with(Path::new(&dir), options(Path::new(&dir))).unwrap();
     let store = Arc::new(store);
     let run = std::process::id();
     let handles: Vec<_> = (0..WRITERS)
@@ -124,7 +125,7 @@ fn crash_kill_restart_verify() {
             );
         }
         // Restart: recovery needs no manual step.
-        let (store, report) = AuditStore::open_with(&dir, options())
+        let (store, report) = AuditStore::open_with(&dir, options(&dir))
             .unwrap_or_else(|e| panic!("kill {kill}: reopen failed: {e}"));
         torn += usize::from(report.torn_tail.is_some());
         drop(store);

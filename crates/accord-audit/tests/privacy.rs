@@ -85,6 +85,7 @@ fn record(i: u64) -> AuditRecord {
 fn build(dir: &Path, n: u64) {
     let options = StoreOptions {
         segment_size: 8192,
+        signing_key: Some(dir.with_extension("key")),
         ..StoreOptions::default()
     };
     let (store, _) = AuditStore::open_with(dir, options).unwrap();
@@ -113,7 +114,7 @@ fn seqs(records: &[AuditRecord]) -> Vec<u64> {
 #[test]
 fn the_store_indexes_and_queries_answer_from_the_index() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let dir = &tmp.path().join("audit");
     build(dir, 120);
     let index = Index::open(dir).unwrap();
     assert_eq!(index.next_seq().unwrap(), 121);
@@ -202,9 +203,10 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn a_lost_index_is_caught_up_on_open_and_rebuild_gives_the_same_answers() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let dir = &tmp.path().join("audit");
     let options = StoreOptions {
         index: false,
+        signing_key: Some(dir.with_extension("key")),
         ..StoreOptions::default()
     };
     let (store, _) = AuditStore::open_with(dir, options).unwrap();
@@ -310,11 +312,12 @@ fn filters() -> Vec<Filter> {
 #[test]
 fn postings_spanning_many_batches_and_segments_answer_like_a_scan_of_the_log() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let dir = &tmp.path().join("audit");
     let n = 300;
     let options = StoreOptions {
         index: false,
         segment_size: 8192,
+        signing_key: Some(dir.with_extension("key")),
         ..StoreOptions::default()
     };
     let (store, _) = AuditStore::open_with(dir, options).unwrap();
@@ -368,6 +371,7 @@ fn postings_spanning_many_batches_and_segments_answer_like_a_scan_of_the_log() {
         StoreOptions {
             index: false,
             segment_size: 8192,
+            signing_key: Some(dir.with_extension("key")),
             ..StoreOptions::default()
         },
     )
@@ -384,9 +388,10 @@ fn postings_spanning_many_batches_and_segments_answer_like_a_scan_of_the_log() {
 #[test]
 fn an_index_in_the_old_one_key_per_record_layout_is_rebuilt_from_the_log() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    let dir = &tmp.path().join("audit");
     let options = StoreOptions {
         index: false,
+        signing_key: Some(dir.with_extension("key")),
         ..StoreOptions::default()
     };
     let (store, _) = AuditStore::open_with(dir, options).unwrap();

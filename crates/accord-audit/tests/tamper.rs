@@ -298,6 +298,7 @@ fn run_corpus(cases: usize) {
     let key = base.key.verifier();
     let kept = VerifyOptions {
         kept_checkpoints: vec![("kept".into(), base.kept.clone())],
+        ..VerifyOptions::default()
     };
     // The untouched log verifies.
     let clean = verify(&base.path, &key, &kept).unwrap();
@@ -348,6 +349,7 @@ fn rollback_is_invisible_without_a_kept_checkpoint_but_caught_with_one() {
     );
     let kept = VerifyOptions {
         kept_checkpoints: vec![("kept".into(), base.kept.clone())],
+        ..VerifyOptions::default()
     };
     let report = verify(&dir, &key, &kept).unwrap();
     assert!(

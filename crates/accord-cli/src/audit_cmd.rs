@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::output::outln;
-use accord_audit::{
-    Follower, InclusionProof, Signer, Verifier, VerifyOptions, proof, store, verify,
-};
-use anyhow::{Context as _, bail};
+use accord_audit::{Follower, InclusionProof, Signer, Verifier, proof, store};
+use anyhow::Context as _;
 use clap::Subcommand;
 
 mod privacy;
+mod verify;
 
 /// Where the audit store is, for every subcommand.
 #[derive(Debug, clap::Args)]
@@ -22,12 +21,24 @@ pub struct DirArg {
     dir: PathBuf,
 }
 
+/// The checkpoint signing key, kept outside the audit directory.
+#[derive(Debug, clap::Args)]
+pub struct KeyArg {
+    /// The signing key's file (`audit.signing_key` in accord.toml); it
+    /// must lie outside the audit directory and have mode 0600.
+    #[arg(long = "signing-key", env = "ACCORD_SIGNING_KEY")]
+    signing_key: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Make the checkpoint signing key pair (signing.key, signing.pub).
+    /// Make the checkpoint signing key pair (the key file, 0600, and
+    /// `<key>.pub` beside it), outside the audit directory.
     Keygen {
         #[command(flatten)]
         dir: DirArg,
+        #[command(flatten)]
+        key: KeyArg,
         /// The log's name, the origin line of every checkpoint.
         #[arg(long)]
         name: String,
@@ -58,9 +69,24 @@ pub enum AuditCommand {
         /// key in the audit directory is used, which proves less.
         #[arg(long)]
         key: Option<String>,
-        /// A checkpoint you kept earlier; the log must still contain it.
-        #[arg(long = "from-checkpoint")]
-        from_checkpoint: Vec<PathBuf>,
+        /// A checkpoint you kept earlier (e.g. from `checkpoint export`);
+        /// the log must still contain it.
+        #[arg(long = "against", visible_alias = "from-checkpoint")]
+        against: Vec<PathBuf>,
+        /// A witness's public key (or a file holding it) whose
+        /// cosignatures count.
+        #[arg(long = "witness-key")]
+        witness_keys: Vec<String>,
+        /// Valid cosignatures the latest witnessed checkpoint must carry
+        /// (default: one per --witness-key).
+        #[arg(long = "witnesses-required")]
+        witnesses_required: Option<usize>,
+    },
+    /// Signed checkpoints: `export` writes the latest one, with its
+    /// witnesses' cosignatures, for keeping outside the gateway.
+    Checkpoint {
+        #[command(subcommand)]
+        command: verify::CheckpointCommand,
     },
     /// Find records by patient, partner, agreement, purpose, decision and
     /// time, from the indexes.
@@ -114,6 +140,8 @@ pub enum AuditCommand {
     Quarantine {
         #[command(flatten)]
         dir: DirArg,
+        #[command(flatten)]
+        key: KeyArg,
         /// Who is doing this (recorded in the note).
         #[arg(long, env = "USER")]
         operator: String,
@@ -138,7 +166,7 @@ pub enum AuditCommand {
 
 pub fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Keygen { dir, name } => keygen(&dir.dir, &name),
+        AuditCommand::Keygen { dir, key, name } => keygen(&dir.dir, &key.signing_key, &name),
         AuditCommand::Prove { dir, seq } => {
             let proof = proof::prove(&dir.dir, seq)?;
             outln!("{}", serde_json::to_string_pretty(&proof)?)?;
@@ -148,8 +176,17 @@ pub fn run(command: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Verify {
             dir,
             key,
-            from_checkpoint,
-        } => run_verify(&dir.dir, key.as_deref(), &from_checkpoint),
+            against,
+            witness_keys,
+            witnesses_required,
+        } => verify::run(
+            &dir.dir,
+            key.as_deref(),
+            &against,
+            &witness_keys,
+            witnesses_required,
+        ),
+        AuditCommand::Checkpoint { command } => verify::run_checkpoint(command),
         AuditCommand::Tail { dir, after } => tail(&dir.dir, after),
         AuditCommand::Query { dir, args } => privacy::run_query(&dir.dir, args),
         AuditCommand::Disclosures {
@@ -179,30 +216,36 @@ pub fn run(command: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Reindex { dir } => privacy::run_reindex(&dir.dir),
         AuditCommand::Quarantine {
             dir,
+            key,
             operator,
             reason,
-        } => run_quarantine(&dir.dir, &operator, &reason),
+        } => run_quarantine(&dir.dir, &key.signing_key, &operator, &reason),
     }
 }
 
-fn keygen(dir: &Path, name: &str) -> anyhow::Result<()> {
+fn keygen(dir: &Path, key: &Path, name: &str) -> anyhow::Result<()> {
+    store::key::check_outside(key, dir)?;
     let signer = Signer::generate(name)?;
-    store::write_key_pair(dir, &signer)
-        .with_context(|| format!("write the key pair into {}", dir.display()))?;
-    outln!("private key  {}", dir.join(store::KEY_FILE).display())?;
+    store::key::write_key_pair(key, &signer)
+        .with_context(|| format!("write the key pair {}", key.display()))?;
+    outln!("private key  {} (mode 0600)", key.display())?;
     outln!("public key   {}", signer.verifier().encode())?;
     outln!("Give the public key to your auditors; they need nothing else.")?;
     Ok(())
 }
 
 /// A key given as text or as the path of a file holding it.
-fn load_key(key: &str) -> anyhow::Result<Verifier> {
-    let text = if Path::new(key).is_file() {
-        std::fs::read_to_string(key).with_context(|| format!("read key file {key}"))?
+fn load_key_text(key: &str) -> anyhow::Result<String> {
+    if Path::new(key).is_file() {
+        std::fs::read_to_string(key).with_context(|| format!("read key file {key}"))
     } else {
-        key.to_owned()
-    };
-    Ok(Verifier::parse(&text)?)
+        Ok(key.to_owned())
+    }
+}
+
+/// A key given as text or as the path of a file holding it.
+fn load_key(key: &str) -> anyhow::Result<Verifier> {
+    Ok(Verifier::parse(&load_key_text(key)?)?)
 }
 
 fn check_proof(key: &str, path: &Path) -> anyhow::Result<()> {
@@ -224,78 +267,10 @@ fn check_proof(key: &str, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_verify(dir: &Path, key: Option<&str>, kept: &[PathBuf]) -> anyhow::Result<()> {
-    let key = match key {
-        Some(key) => load_key(key)?,
-        None => {
-            let path = dir.join(store::PUBLIC_KEY_FILE);
-            eprintln!(
-                "note: using the public key in {}; pass --key with the copy you keep",
-                path.display()
-            );
-            load_key(&path.display().to_string())?
-        }
-    };
-    let mut options = VerifyOptions::default();
-    for path in kept {
-        let note =
-            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-        options
-            .kept_checkpoints
-            .push((path.display().to_string(), note));
-    }
-    let report = verify(dir, &key, &options)?;
-    outln!("log        {} (`{}`)", dir.display(), key.name())?;
-    outln!(
-        "records    {} in {} segments",
-        report.records,
-        report.segments
-    )?;
-    outln!("root       {}", report.root)?;
-    outln!(
-        "signed     {} checkpoints checked; largest signed size {}",
-        report.checkpoints,
-        report.signed_size
-    )?;
-    if let Some(torn) = &report.torn_tail {
-        outln!(
-            "torn tail  {} bytes at {} offset {} (an interrupted write; cut on next open)",
-            torn.bytes,
-            torn.segment.display(),
-            torn.offset
-        )?;
-    }
-    if report.readable < report.records {
-        outln!(
-            "readable   {} of {} records",
-            report.readable,
-            report.records
-        )?;
-    }
-    for gap in report.damaged.iter().filter(|d| d.quarantined) {
-        outln!("gap        {gap}")?;
-    }
-    if report.records > report.signed_size {
-        outln!(
-            "unsigned   {} records after the last checkpoint",
-            report.records - report.signed_size
-        )?;
-    }
-    if report.is_ok() {
-        outln!("ok")?;
-        return Ok(());
-    }
-    for problem in &report.problems {
-        outln!("PROBLEM    {problem}")?;
-    }
-    bail!("{} problems found", report.problems.len())
-}
-
-fn run_quarantine(dir: &Path, operator: &str, reason: &str) -> anyhow::Result<()> {
-    let key_path = dir.join(store::KEY_FILE);
-    let text = std::fs::read_to_string(&key_path)
-        .with_context(|| format!("read the signing key {}", key_path.display()))?;
-    let signer = Signer::parse(&text)?;
+fn run_quarantine(dir: &Path, key: &Path, operator: &str, reason: &str) -> anyhow::Result<()> {
+    store::key::check_outside(key, dir)?;
+    let signer =
+        store::key::load(key).with_context(|| format!("read the signing key {}", key.display()))?;
     let done = accord_audit::quarantine::quarantine(dir, signer, operator, reason)?;
     for seg in &done.note.segments {
         outln!(

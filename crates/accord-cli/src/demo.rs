@@ -165,7 +165,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let config_path = write_config(&dir, port, &upstream.base_url())?;
     let config = AccordConfig::load(&config_path)?;
     let policies = PolicySet::load_dir(&config.policies.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (audit, _) = AuditStore::open(&config.audit.dir)?;
+    move_old_signing_key(&config.audit.dir, &config.audit.signing_key)?;
+    let (audit, _) = AuditStore::open(&config.audit.dir, &config.audit.signing_key)?;
     let audit = Arc::new(audit);
     let gateway = GatewayServer::start(&config.gateway, policies, audit.clone())
         .await
@@ -326,6 +327,20 @@ fn prepare_fixtures(dir: &Path, patients: usize) -> anyhow::Result<Population> {
     Ok(population)
 }
 
+/// A demo directory from before the key left the audit directory keeps
+/// its log: the key moves to where the configuration now says.
+fn move_old_signing_key(audit_dir: &Path, key: &Path) -> anyhow::Result<()> {
+    let old = audit_dir.join(accord_audit::store::KEY_FILE);
+    if old.exists() && !key.exists() {
+        if let Some(parent) = key.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::rename(&old, key)
+            .with_context(|| format!("move {} to {}", old.display(), key.display()))?;
+    }
+    Ok(())
+}
+
 fn write_config(dir: &Path, port: u16, upstream: &str) -> anyhow::Result<PathBuf> {
     let text = format!(
         r#"# Written by `accord demo` on each run. `accord serve --config {dir}/accord.toml`
@@ -349,6 +364,7 @@ dir = "policies"
 
 [audit]
 dir = "audit"
+signing_key = "keys/audit-signing.key"
 "#,
         dir = dir.display()
     );

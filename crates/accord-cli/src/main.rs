@@ -15,6 +15,7 @@ mod policy_cmd;
 mod policy_referrals;
 mod sensitivity_cmd;
 mod serve;
+mod witness_cmd;
 
 /// Accord: a FHIR R4 gateway that shares patient data between partner
 /// organizations under their data-use agreements, and logs every access.
@@ -54,6 +55,9 @@ enum Command {
         #[arg(long)]
         upstream: Option<String>,
     },
+    /// Run a witness (C2SP tlog-witness) that cosigns audit checkpoints
+    /// while each extends the last it saw.
+    Witness(witness_cmd::WitnessArgs),
     /// Run a self-contained demo: dev certificates, a synthetic population
     /// behind an in-memory FHIR server, the gateway, and a scripted tour.
     Demo {
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Audit { command } => audit_cmd::run(command),
             Command::Config { command } => config_cmd::run(command),
+            Command::Witness(args) => witness_cmd::run(args).await,
             Command::Policy { command } => policy_cmd::run(command).await,
             Command::Serve {
                 config,

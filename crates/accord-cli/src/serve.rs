@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use accord_audit::AuditStore;
+use accord_audit::{AuditStore, StoreOptions};
 use accord_gateway::GatewayServer;
 use accord_gateway::admin::{AdminServer, AdminState, Trigger};
 use accord_gateway::config::AccordConfig;
@@ -42,7 +42,13 @@ pub async fn run(
 
     let policies = PolicySet::load_dir(&config.policies.dir)
         .map_err(|e| anyhow::anyhow!("policies are invalid; not starting:\n{e}"))?;
-    let (audit, report) = AuditStore::open(&config.audit.dir)
+    let (on_checkpoint, checkpoints) = accord_gateway::witness_client::feed();
+    let options = StoreOptions {
+        signing_key: Some(config.audit.signing_key.clone()),
+        on_checkpoint: (!config.audit.witnesses.is_empty()).then_some(on_checkpoint),
+        ..StoreOptions::default()
+    };
+    let (audit, report) = AuditStore::open_with(&config.audit.dir, options)
         .with_context(|| format!("audit log in {}", config.audit.dir.display()))?;
     if let Some(torn) = &report.torn_tail {
         tracing::warn!(
@@ -54,10 +60,16 @@ pub async fn run(
     if report.key_created {
         tracing::warn!(
             public_key = %audit.verifier().encode(),
+            key_file = %config.audit.signing_key.display(),
             "made a new checkpoint signing key; give the public key to your auditors"
         );
     }
     let audit = Arc::new(audit);
+    let witnesses = accord_gateway::witness_client::start(
+        &config.audit.witnesses,
+        Arc::clone(&audit),
+        checkpoints,
+    )?;
     if config.gateway.state_dir.is_none() {
         // Volume-cap counters must survive a restart: keep them beside the
         // audit log unless configured elsewhere.
@@ -105,6 +117,9 @@ pub async fn run(
     }
     server.shutdown(DRAIN).await;
     audit.close();
+    if let Some(witnesses) = witnesses {
+        witnesses.abort();
+    }
     Ok(())
 }
 

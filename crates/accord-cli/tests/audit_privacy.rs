@@ -82,7 +82,11 @@ fn record(i: u64) -> AuditRecord {
 }
 
 fn write_log(dir: &Path, range: std::ops::Range<u64>) -> AuditStore {
-    let (store, _) = AuditStore::open(dir).unwrap();
+    // The key goes beside the directory and is not needed once open.
+    let key = dir.with_extension("key");
+    let (store, _) = AuditStore::open(dir, &key).unwrap();
+    let _ = std::fs::remove_file(&key);
+    let _ = std::fs::remove_file(key.with_extension("pub"));
     for i in range {
         store.append(&record(i)).unwrap();
     }

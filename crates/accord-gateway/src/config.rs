@@ -8,6 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::consent_feed::ConsentFeedConfig;
+pub use audit::{AuditConfig, WitnessConfig};
+
+mod audit;
 
 /// The `[gateway]` part of accord.toml.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -245,13 +248,6 @@ pub struct PoliciesConfig {
     pub dir: PathBuf,
 }
 
-/// Where the audit log is written.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditConfig {
-    pub dir: PathBuf,
-}
-
 /// Log output.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -345,6 +341,7 @@ impl AccordConfig {
         }
         resolve(&mut self.policies.dir);
         resolve(&mut self.audit.dir);
+        resolve(&mut self.audit.signing_key);
         if let Some(token) = self.admin.token_file.as_mut() {
             resolve(token);
         }
@@ -355,14 +352,6 @@ impl Default for PoliciesConfig {
     fn default() -> Self {
         PoliciesConfig {
             dir: PathBuf::from("policies"),
-        }
-    }
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        AuditConfig {
-            dir: PathBuf::from("audit"),
         }
     }
 }
@@ -425,5 +414,10 @@ mod tests {
         assert_eq!(config.gateway.tls.cert, PathBuf::from("/etc/accord/c.pem"));
         assert_eq!(config.gateway.tls.key, PathBuf::from("/abs/k.pem"));
         assert_eq!(config.audit.dir, PathBuf::from("/etc/accord/audit"));
+        assert_eq!(
+            config.audit.signing_key,
+            PathBuf::from("/etc/accord/signing.key"),
+            "the key's default lies beside the audit directory, not in it"
+        );
     }
 }

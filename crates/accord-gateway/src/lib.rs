@@ -38,6 +38,7 @@ pub mod server;
 pub mod subset;
 pub mod tls;
 pub mod watch;
+pub mod witness_client;
 pub mod write;
 pub mod write_reach;
 

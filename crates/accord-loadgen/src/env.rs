@@ -110,7 +110,8 @@ impl Env {
 
         let audit_dir = dir.path().join("audit");
         std::fs::create_dir_all(&audit_dir)?;
-        let (audit, _) = AuditStore::open(&audit_dir).context("audit store")?;
+        let (audit, _) =
+            AuditStore::open(&audit_dir, &dir.path().join("signing.key")).context("audit store")?;
         let config = GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             upstream_url: upstream.base_url(),

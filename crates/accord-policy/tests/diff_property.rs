@@ -286,6 +286,10 @@ fn cell(
     let mut out: Cell = (true, BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for record in population.records(patient, ty) {
         let mut facts = record.facts.clone();
+        if obligations.source.is_some() {
+            // Whose record it is, by the documented shared-server rule.
+            facts.origin = set.origin_of(&record.resource, record.encounter.as_deref());
+        }
         if between.is_some() {
             facts.in_referral_cohort = Some(facts.patients.iter().all(|p| member(p) == Some(true)));
         }

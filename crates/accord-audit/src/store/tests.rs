@@ -20,24 +20,59 @@ fn record(i: usize) -> AuditRecord {
     }
 }
 
-fn small() -> StoreOptions {
+/// An audit directory (`<tmp>/audit`) and its signing key beside it.
+struct Tmp {
+    _tmp: tempfile::TempDir,
+    audit: PathBuf,
+    key: PathBuf,
+}
+
+impl Tmp {
+    fn new() -> Tmp {
+        let tmp = tempfile::tempdir().unwrap();
+        let audit = tmp.path().join("audit");
+        fs::create_dir_all(&audit).unwrap();
+        Tmp {
+            key: tmp.path().join("signing.key"),
+            audit,
+            _tmp: tmp,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.audit
+    }
+
+    fn key(&self) -> &Path {
+        &self.key
+    }
+
+    fn options(&self) -> StoreOptions {
+        StoreOptions {
+            signing_key: Some(self.key.clone()),
+            ..StoreOptions::default()
+        }
+    }
+}
+
+fn small(dir: &Tmp) -> StoreOptions {
     StoreOptions {
         segment_size: 2048,
-        ..StoreOptions::default()
+        ..dir.options()
     }
 }
 
 #[test]
 fn appends_get_consecutive_seqs_across_restarts_and_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, report) = AuditStore::open_with(dir.path(), small()).unwrap();
+    let dir = Tmp::new();
+    let (store, report) = AuditStore::open_with(dir.path(), small(&dir)).unwrap();
     assert_eq!(report.records, 0);
     assert!(report.key_created);
     for i in 0..30 {
         assert_eq!(store.append(&record(i)).unwrap().seq, i as u64 + 1);
     }
     store.close();
-    let (store, report) = AuditStore::open_with(dir.path(), small()).unwrap();
+    let (store, report) = AuditStore::open_with(dir.path(), small(&dir)).unwrap();
     assert_eq!(report.records, 30);
     assert!(report.segments > 2, "{report:?}");
     assert!(!report.key_created);
@@ -53,8 +88,8 @@ fn appends_get_consecutive_seqs_across_restarts_and_segments() {
 
 #[test]
 fn concurrent_appenders_share_fsyncs_and_all_land() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = AuditStore::open(dir.path()).unwrap();
+    let dir = Tmp::new();
+    let (store, _) = AuditStore::open(dir.path(), dir.key()).unwrap();
     let store = Arc::new(store);
     let handles: Vec<_> = (0..8)
         .map(|t| {
@@ -78,8 +113,8 @@ fn concurrent_appenders_share_fsyncs_and_all_land() {
 
 #[test]
 fn torn_tail_is_cut_and_reported_other_damage_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = AuditStore::open(dir.path()).unwrap();
+    let dir = Tmp::new();
+    let (store, _) = AuditStore::open(dir.path(), dir.key()).unwrap();
     for i in 0..3 {
         store.append(&record(i)).unwrap();
     }
@@ -97,7 +132,7 @@ fn torn_tail_is_cut_and_reported_other_damage_refused() {
     );
     torn.extend_from_slice(&[200, 1, 0, 0, 1, 2, 3]);
     fs::write(&seg, &torn).unwrap();
-    let (store, report) = AuditStore::open(dir.path()).unwrap();
+    let (store, report) = AuditStore::open(dir.path(), dir.key()).unwrap();
     let tail = report.torn_tail.clone().unwrap();
     assert_eq!(tail.bytes, 7);
     assert_eq!(report.records, 3);
@@ -107,14 +142,14 @@ fn torn_tail_is_cut_and_reported_other_damage_refused() {
     let mut bytes = fs::read(&seg).unwrap();
     bytes[40] ^= 0x20;
     fs::write(&seg, &bytes).unwrap();
-    let err = AuditStore::open(dir.path()).unwrap_err();
+    let err = AuditStore::open(dir.path(), dir.key()).unwrap_err();
     assert!(matches!(err, AuditError::Corrupt(_)), "{err}");
 }
 
 #[test]
 fn losing_checkpointed_records_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = AuditStore::open(dir.path()).unwrap();
+    let dir = Tmp::new();
+    let (store, _) = AuditStore::open(dir.path(), dir.key()).unwrap();
     for i in 0..3 {
         store.append(&record(i)).unwrap();
     }
@@ -129,35 +164,35 @@ fn losing_checkpointed_records_is_refused() {
     let records = read_log(dir.path()).unwrap();
     let cut = records.frames[2].offset as usize;
     fs::write(&seg, &bytes[..cut]).unwrap();
-    let err = AuditStore::open(dir.path()).unwrap_err();
+    let err = AuditStore::open(dir.path(), dir.key()).unwrap_err();
     assert!(err.to_string().contains("covers 3 records"), "{err}");
 }
 
 #[test]
 fn full_disk_refuses_and_recovers_without_repair() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Tmp::new();
     fs::create_dir_all(dir.path().join("segments")).unwrap();
     let seg = dir
         .path()
         .join("segments")
         .join(crate::segment::segment_name(1));
     std::os::unix::fs::symlink("/dev/full", &seg).unwrap();
-    let (store, _) = AuditStore::open(dir.path()).unwrap();
+    let (store, _) = AuditStore::open(dir.path(), dir.key()).unwrap();
     assert!(store.append(&record(0)).is_err());
     assert!(store.append(&record(1)).is_err());
 }
 
 /// What a crash leaves in the active segment while the store is running:
 /// the records, then the zeros the writer reserved ahead of them.
-fn crashed_copy(dir: &Path, appends: usize) -> tempfile::TempDir {
-    let (store, _) = AuditStore::open(dir).unwrap();
+fn crashed_copy(tmp: &Tmp, appends: usize) -> Tmp {
+    let dir = tmp.path();
+    let (store, _) = AuditStore::open(dir, tmp.key()).unwrap();
     for i in 0..appends {
         store.append(&record(i)).unwrap();
     }
-    let copy = tempfile::tempdir().unwrap();
-    for name in [KEY_FILE, PUBLIC_KEY_FILE] {
-        fs::copy(dir.join(name), copy.path().join(name)).unwrap();
-    }
+    let copy = Tmp::new();
+    fs::copy(tmp.key(), copy.key()).unwrap();
+    fs::copy(dir.join(PUBLIC_KEY_FILE), copy.path().join(PUBLIC_KEY_FILE)).unwrap();
     fs::create_dir_all(copy.path().join(SEGMENTS_DIR)).unwrap();
     let seg = crate::segment::segment_name(1);
     fs::copy(
@@ -171,15 +206,15 @@ fn crashed_copy(dir: &Path, appends: usize) -> tempfile::TempDir {
 
 #[test]
 fn reserved_zeros_after_the_records_are_not_a_torn_tail() {
-    let dir = tempfile::tempdir().unwrap();
-    let copy = crashed_copy(dir.path(), 5);
+    let dir = Tmp::new();
+    let copy = crashed_copy(&dir, 5);
     let seg = copy
         .path()
         .join(SEGMENTS_DIR)
         .join(crate::segment::segment_name(1));
     let bytes = fs::read(&seg).unwrap();
     assert_eq!(bytes.last(), Some(&0), "the writer reserves space ahead");
-    let (store, report) = AuditStore::open(copy.path()).unwrap();
+    let (store, report) = AuditStore::open(copy.path(), copy.key()).unwrap();
     assert_eq!(report.records, 5);
     assert_eq!(report.torn_tail, None);
     // Writing goes on right after the last record, over the zeros.
@@ -195,8 +230,8 @@ fn reserved_zeros_after_the_records_are_not_a_torn_tail() {
 
 #[test]
 fn a_write_torn_inside_the_reserved_zeros_is_cut_and_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let copy = crashed_copy(dir.path(), 3);
+    let dir = Tmp::new();
+    let copy = crashed_copy(&dir, 3);
     let seg = copy
         .path()
         .join(SEGMENTS_DIR)
@@ -207,7 +242,7 @@ fn a_write_torn_inside_the_reserved_zeros_is_cut_and_reported() {
     // Half a frame landed where the next batch goes; zeros follow.
     bytes[end..end + 7].copy_from_slice(&[200, 1, 0, 0, 1, 2, 3]);
     fs::write(&seg, &bytes).unwrap();
-    let (store, report) = AuditStore::open(copy.path()).unwrap();
+    let (store, report) = AuditStore::open(copy.path(), copy.key()).unwrap();
     let tail = report.torn_tail.clone().unwrap();
     assert_eq!(tail.offset as usize, end);
     assert_eq!(tail.bytes as usize, file_len - end);
@@ -219,10 +254,10 @@ fn a_write_torn_inside_the_reserved_zeros_is_cut_and_reported() {
 
 #[test]
 fn sealed_segments_keep_no_reserved_zeros() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Tmp::new();
     let options = StoreOptions {
         segment_size: 64 << 10,
-        ..StoreOptions::default()
+        ..dir.options()
     };
     let (store, _) = AuditStore::open_with(dir.path(), options).unwrap();
     for i in 0..600 {

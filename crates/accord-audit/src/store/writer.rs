@@ -31,10 +31,18 @@ use crate::store::checkpoints::Appender;
 use crate::store::recover::Recovered;
 use crate::store::{LATEST_CHECKPOINT_FILE, sync_dir, write_durably};
 
+pub(crate) use crate::store::encoded::{Encoded, SEQ_DIGITS};
+
 pub(crate) enum Msg {
     Append(Box<Append>),
     Checkpoint(mpsc::SyncSender<Result<String, AuditError>>),
+    /// An RFC 9162 consistency proof between two sizes of the tree.
+    Consistency(u64, u64, mpsc::SyncSender<Option<Vec<Hash>>>),
 }
+
+/// Called on the writer thread with each new signed checkpoint note; must
+/// not block (it hands the note on, e.g. to the witness client).
+pub type CheckpointHook = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 pub(crate) struct Append {
     pub record: AuditRecord,
@@ -51,46 +59,6 @@ pub(crate) type Reply = Box<dyn FnOnce(Result<u64, AuditError>) + Send>;
 /// the segment size. Extending costs one slower `fdatasync` per chunk.
 pub(crate) const RESERVE_CHUNK: u64 = 4 << 20;
 
-/// A record's canonical JSON with `seq` 0, and where that `0` is, so the
-/// writer can put the real number in without serializing on its thread.
-/// Digits a sequence number can add to a record encoded with `seq` 0.
-pub(crate) const SEQ_DIGITS: usize = 19;
-
-pub(crate) struct Encoded {
-    json: Vec<u8>,
-    seq_at: usize,
-}
-
-impl Encoded {
-    /// `None` when the JSON does not start `{"schema":N,"seq":0,` (the
-    /// writer then serializes the record itself).
-    pub fn new(record: &AuditRecord) -> Option<Encoded> {
-        debug_assert_eq!(record.seq, 0);
-        let json = serde_json::to_vec(record).ok()?;
-        let seq_at = json.windows(9).position(|w| w == b",\"seq\":0,")? + 7;
-        (crate::segment::leading_seq(&json) == Some(0) && seq_at < 32)
-            .then_some(Encoded { json, seq_at })
-    }
-
-    /// The longest the record can be once its sequence number is in.
-    pub fn longest(&self) -> usize {
-        self.json.len().saturating_add(SEQ_DIGITS)
-    }
-
-    #[cfg(test)]
-    pub fn write_for_test(&self, seq: u64, out: &mut Vec<u8>) {
-        self.write(seq, out);
-    }
-
-    /// Appends the record's JSON with `seq` in place of the 0.
-    fn write(&self, seq: u64, out: &mut Vec<u8>) {
-        let (head, tail) = self.json.split_at(self.seq_at);
-        out.extend_from_slice(head);
-        out.extend_from_slice(seq.to_string().as_bytes());
-        out.extend_from_slice(tail.get(1..).unwrap_or_default());
-    }
-}
-
 pub(crate) struct Config {
     /// Where durable batches go to be indexed (never waited on).
     pub index: Option<crate::index::indexer::Sender>,
@@ -98,6 +66,7 @@ pub(crate) struct Config {
     pub segment_size: u64,
     pub checkpoint_interval: Duration,
     pub max_batch: usize,
+    pub on_checkpoint: Option<CheckpointHook>,
 }
 
 pub(crate) struct Writer {
@@ -153,6 +122,9 @@ impl Writer {
                         match rx.try_recv() {
                             Ok(Msg::Append(more)) => batch.push(*more),
                             Ok(Msg::Checkpoint(reply)) => waiting.push(reply),
+                            Ok(Msg::Consistency(old, new, reply)) => {
+                                let _ = reply.send(self.tree.consistency_proof(old, new));
+                            }
                             Err(_) => break,
                         }
                     }
@@ -163,6 +135,9 @@ impl Writer {
                 }
                 Ok(Msg::Checkpoint(reply)) => {
                     let _ = reply.send(self.checkpoint());
+                }
+                Ok(Msg::Consistency(old, new, reply)) => {
+                    let _ = reply.send(self.tree.consistency_proof(old, new));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -351,6 +326,9 @@ impl Writer {
         )?;
         self.checkpoint_size = cp.size;
         self.checkpoint_at = Instant::now();
+        if let Some(hook) = &self.config.on_checkpoint {
+            hook(&note);
+        }
         Ok(note)
     }
 }
