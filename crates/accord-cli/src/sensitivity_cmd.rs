@@ -47,7 +47,7 @@ pub enum SensitivityCommand {
     /// sensitivity tables classify each (and the unclassified ones, most
     /// frequent first): a deployment's gaps before go-live.
     Scan {
-        /// The FHIR server's base URL, e.g. https://ehr.example/fhir.
+        /// The FHIR server's base URL, e.g. `https://ehr.example/fhir`.
         #[arg(long, value_name = "URL")]
         upstream: Option<String>,
         /// Scan a file of resources instead (NDJSON, or one JSON resource or
