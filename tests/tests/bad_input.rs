@@ -246,3 +246,41 @@ async fn upstream_error_bodies_are_not_passed_through() {
         502,
     );
 }
+
+#[tokio::test]
+async fn a_body_trickled_a_byte_at_a_time_gets_408_and_frees_the_connection() {
+    // Found by a reliability test: heads complete, then one body byte every
+    // 5 s held the connection (and a slot of the connection cap) for ever.
+    let h = Harness::start_with(Options {
+        limits: accord_gateway::Limits {
+            body_read_timeout: Duration::from_secs(1),
+            ..Options::default().limits
+        },
+        ..Options::default()
+    })
+    .await;
+    let identity = &h.pki.clients["maple-primary"];
+    let config = accord_testkit::client::tls_client_config(
+        &h.pki.ca_cert_pem,
+        Some((&identity.cert_pem, &identity.key_pem)),
+    )
+    .unwrap();
+    let tcp = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(
+        b"POST /fhir/Task HTTP/1.1\r\nHost: localhost\r\nX-Purpose-Of-Use: TREAT\r\nContent-Type: application/fhir+json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the slow body held the connection");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    let record = h.audit_records().into_iter().last().unwrap();
+    assert_eq!(record.status, 408);
+    still_serving(&h).await;
+}

@@ -101,6 +101,11 @@ pub struct Limits {
     /// Time allowed for the upstream to answer, body included.
     #[serde(with = "seconds")]
     pub upstream_timeout: Duration,
+    /// Time allowed for a client to send its whole request body once the
+    /// headers are in: a body trickled a byte at a time would otherwise
+    /// hold a connection (and a slot of `max_connections`) for ever.
+    #[serde(with = "seconds")]
+    pub body_read_timeout: Duration,
     /// Connections served at once; further ones wait to be accepted.
     pub max_connections: usize,
 }
@@ -167,6 +172,7 @@ impl Default for Limits {
             max_header_bytes: 16 * 1024,
             max_upstream_body_bytes: 64 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(30),
             max_connections: 1024,

@@ -171,6 +171,19 @@ impl GatewayError {
         )
     }
 
+    /// The body did not arrive within `gateway.limits.body_read_timeout`.
+    pub fn body_too_slow(limit: std::time::Duration) -> Self {
+        Self::new(
+            ErrorSource::Partner,
+            StatusCode::REQUEST_TIMEOUT,
+            IssueType::Timeout,
+            format!(
+                "the request body did not arrive within {} seconds",
+                limit.as_secs()
+            ),
+        )
+    }
+
     pub fn unprocessable(message: impl Into<String>) -> Self {
         Self::new(
             ErrorSource::Partner,

@@ -120,9 +120,14 @@ fn narrow_search(
             "name a patient (e.g. `{ty}?patient=Patient/123`): no agreement allows searches across all patients"
         )));
     }
-    if !named_patient && scope.referral_parties().is_some() {
+    if !named_patient
+        && !finds_a_patient_by_identity(request, ty)
+        && scope.referral_parties().is_some()
+    {
         // The pipeline narrows population searches under a referral cohort
         // to its listed members; a search that reaches here unnamed was not.
+        // A Patient search by identifier finds specific patients, whose
+        // membership is resolved from the response before the filter.
         return Err(GatewayError::forbidden(format!(
             "name a patient (e.g. `{ty}?patient=Patient/123`): the agreement's cohort is patients with a referral"
         )));

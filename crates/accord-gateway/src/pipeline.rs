@@ -689,7 +689,13 @@ impl Gateway {
         if declared.is_some_and(|len| len > limit as u64) {
             return Err(GatewayError::body_too_large(limit));
         }
-        match Limited::new(body, limit).collect().await {
+        let deadline = self.limits.body_read_timeout;
+        let Ok(collected) =
+            tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await
+        else {
+            return Err(GatewayError::body_too_slow(deadline));
+        };
+        match collected {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 Err(GatewayError::body_too_large(limit))

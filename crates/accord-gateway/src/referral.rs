@@ -35,7 +35,18 @@ pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(1);
 const ORGANIZATION_TTL: Duration = Duration::from_secs(60);
 /// The parties of a referral cohort and, of them, those whose referrals
 /// count.
-pub type Parties<'p> = (&'p BTreeSet<PartnerId>, &'p BTreeSet<PartnerId>);
+pub type Parties<'p> = (&'p BTreeSet<PartnerId>, &'p Senders);
+
+/// Whose referrals count for the recipient asking.
+#[derive(Debug, Clone, Default)]
+pub struct Senders {
+    /// Parties whose Organizations' referrals (as requester) count.
+    pub requesters: BTreeSet<PartnerId>,
+    /// Partners whose referrals written through the gateway count: the
+    /// requesters but the recipient itself (its own writes never widen its
+    /// own reach).
+    pub writers: BTreeSet<PartnerId>,
+}
 
 /// At most this many patients are resolved for one response; the rest stay
 /// unresolved and their resources are withheld.
@@ -149,7 +160,7 @@ impl ReferralResolver {
         let mut members = BTreeSet::new();
         for (sender, from_orgs) in &organizations {
             for (receiver, to_orgs) in &organizations {
-                if sender == receiver || !senders.contains(sender) {
+                if sender == receiver || !senders.requesters.contains(sender) {
                     continue;
                 }
                 for from in from_orgs {
@@ -171,7 +182,7 @@ impl ReferralResolver {
                             {
                                 members.extend(
                                     entry_resources(&bundle)
-                                        .filter(|r| written_by_referrer(r, senders))
+                                        .filter(|r| written_by_referrer(r, &senders.writers))
                                         .filter_map(|r| {
                                             r.pointer(&format!("/{patient_field}/reference"))
                                                 .and_then(Value::as_str)
@@ -245,7 +256,7 @@ impl ReferralResolver {
 async fn has_referral(
     upstream: &Upstream,
     bases: &[String],
-    (organizations, senders): (&BTreeMap<PartnerId, BTreeSet<String>>, &BTreeSet<PartnerId>),
+    (organizations, senders): (&BTreeMap<PartnerId, BTreeSet<String>>, &Senders),
     patient: &str,
     request_id: &str,
     waited: &mut UpstreamWait,
@@ -266,8 +277,8 @@ async fn has_referral(
             for resource in entry_resources(&bundle) {
                 let from = references(resource.get("requester"));
                 let to = references(resource.get(to_field));
-                if written_by_referrer(resource, senders)
-                    && between_parties(organizations, senders, &from, &to)
+                if written_by_referrer(resource, &senders.writers)
+                    && between_parties(organizations, &senders.requesters, &from, &to)
                 {
                     return Ok(true);
                 }
@@ -377,32 +388,19 @@ fn between_parties(
         .any(|s| receivers.iter().any(|r| *r != s))
 }
 
-/// `Organization/<id>` for every Organization reference in `value` (one
-/// Reference or an array of them), absolute or versioned ones included.
+/// `Organization/<id>` for every Organization reference in `value`: the
+/// policy's own reader, so explain and the gateway agree.
 fn references(value: Option<&Value>) -> Vec<String> {
-    let list: Vec<&Value> = match value {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(one) => vec![one],
-        None => Vec::new(),
+    accord_policy::referral::organizations(value)
+}
+
+fn cache_key(organizations: &BTreeMap<PartnerId, BTreeSet<String>>, senders: &Senders) -> String {
+    let names = |set: &BTreeSet<PartnerId>| {
+        set.iter()
+            .map(PartnerId::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
     };
-    list.iter()
-        .filter_map(|r| r.get("reference").and_then(Value::as_str))
-        .filter_map(organization_reference)
-        .collect()
-}
-
-fn organization_reference(reference: &str) -> Option<String> {
-    let segments: Vec<&str> = reference.split('/').collect();
-    let position = segments.iter().rposition(|s| *s == "Organization")?;
-    let id = segments.get(position + 1)?;
-    (!id.is_empty()).then(|| format!("Organization/{id}"))
-}
-
-fn cache_key(
-    organizations: &BTreeMap<PartnerId, BTreeSet<String>>,
-    senders: &BTreeSet<PartnerId>,
-) -> String {
-    let senders: Vec<&str> = senders.iter().map(PartnerId::as_str).collect();
     let parties = organizations
         .iter()
         .map(|(party, orgs)| {
@@ -411,7 +409,11 @@ fn cache_key(
         })
         .collect::<Vec<_>>()
         .join(";");
-    format!("{parties}|{}", senders.join(","))
+    format!(
+        "{parties}|{}|{}",
+        names(&senders.requesters),
+        names(&senders.writers)
+    )
 }
 
 /// The patients (logical ids) every resource in an upstream response

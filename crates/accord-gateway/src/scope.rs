@@ -218,16 +218,27 @@ impl<'a> Scope<'a> {
         }
     }
 
-    /// The parties whose referrals count for this recipient (see
-    /// [`accord_policy::Cohort::referral_senders`]); empty without a
-    /// referral cohort.
-    pub fn referral_senders(&self) -> BTreeSet<PartnerId> {
-        self.obligations
+    /// Whose referrals count for this recipient (see
+    /// [`accord_policy::Cohort::referral_senders`]): the requesters, and
+    /// the same but the recipient for referrals written through the
+    /// gateway; empty without a referral cohort.
+    pub fn referral_senders(&self) -> crate::referral::Senders {
+        let requesters: BTreeSet<PartnerId> = self
+            .obligations
             .and_then(|o| {
                 let cohort = self.policies.cohort(o.cohort.as_ref()?)?;
                 cohort.referral_senders(&o.partner)
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let writers = requesters
+            .iter()
+            .filter(|p| *p != self.partner)
+            .cloned()
+            .collect();
+        crate::referral::Senders {
+            requesters,
+            writers,
+        }
     }
 
     /// Of `patients`, those whose referral membership is not known yet.

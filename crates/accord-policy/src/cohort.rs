@@ -30,9 +30,10 @@ pub enum CohortMembers {
     /// it (and caches it) and tells [`crate::PolicySet::check_resource`].
     ///
     /// Only referrals *made by* a referrer count: the parties listed in
-    /// `referrers`, or when none are listed, every party of `between` but
-    /// the recipient asking. A partner's own referrals never widen its own
-    /// reach.
+    /// `referrers`, or when none are listed, every party of `between` (the
+    /// members' own systems' referrals, in either direction: the referral
+    /// loop). A referral a partner writes *through the gateway* never
+    /// counts for that partner: its own writes never widen its own reach.
     Referral {
         between: BTreeSet<PartnerId>,
         referrers: Option<BTreeSet<PartnerId>>,
@@ -85,20 +86,14 @@ impl Cohort {
     }
 
     /// For a referral cohort, the parties whose referrals count when
-    /// `recipient` asks: the listed referrers, or every party but the
-    /// recipient itself. `None` for other cohorts.
-    pub fn referral_senders(&self, recipient: &PartnerId) -> Option<BTreeSet<PartnerId>> {
+    /// `recipient` asks: the listed referrers, or every party of `between`
+    /// (the gateway separately ignores what `recipient` itself wrote
+    /// through it). `None` for other cohorts.
+    pub fn referral_senders(&self, _recipient: &PartnerId) -> Option<BTreeSet<PartnerId>> {
         let CohortMembers::Referral { between, referrers } = &self.members else {
             return None;
         };
-        Some(match referrers {
-            Some(listed) => listed.clone(),
-            None => between
-                .iter()
-                .filter(|p| *p != recipient)
-                .cloned()
-                .collect(),
-        })
+        Some(referrers.clone().unwrap_or_else(|| between.clone()))
     }
 
     /// One line for explanations.
@@ -119,7 +114,7 @@ impl Cohort {
                 };
                 let made_by = match referrers {
                     Some(listed) => format!("made by {}", names(listed)),
-                    None => "made by a party other than the recipient".to_owned(),
+                    None => "made by any of them (not written through the gateway by the recipient itself)".to_owned(),
                 };
                 format!(
                     "cohort `{}`: patients with a referral between {}, {made_by}",

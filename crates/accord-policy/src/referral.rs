@@ -147,7 +147,10 @@ impl ReferralEvidence {
     }
 }
 
-fn organizations(value: Option<&Value>) -> Vec<String> {
+/// `Organization/<id>` for every Organization reference in `value` (one
+/// Reference or an array of them), absolute or versioned ones included.
+/// The gateway's referral lookups read references with this too.
+pub fn organizations(value: Option<&Value>) -> Vec<String> {
     let list: Vec<&Value> = match value {
         Some(Value::Array(items)) => items.iter().collect(),
         Some(one) => vec![one],

@@ -174,8 +174,11 @@ fn apply(dir: &Path, edit: &Edit) {
             let text =
                 std::fs::read_to_string(root().join("policies/consents/pat-0002-opt-out.json"))
                     .unwrap()
-                    .replace("pat-0002-opt-out", "opt-out-new")
-                    .replace("pat-0002", &id);
+                    // One Consent id per patient: two added opt-outs must
+                    // not share an id.
+                    .replace("pat-0002-opt-out", "new-opt-out-PATIENT")
+                    .replace("pat-0002", &id)
+                    .replace("PATIENT", &id);
             std::fs::write(dir.join(format!("consents/{id}-opt-out-new.json")), text).unwrap();
         }
         Edit::RevokeConsent(i) => std::fs::remove_file(&consents[i % consents.len()]).unwrap(),
