@@ -253,6 +253,25 @@ async fn records_coded_in_snomed_rxnorm_loinc_and_cpt_are_withheld_without_the_c
             );
         }
     }
+    // The audit record of St. Brigid's Condition search says how many were
+    // withheld and why (not whose): the SNOMED CT opioid and HIV problems.
+    let record = h
+        .audit_records()
+        .into_iter()
+        .find(|r| {
+            r.partner.as_deref() == Some("st-brigid") && r.target.contains("/Condition?patient=")
+        })
+        .unwrap();
+    assert!(
+        record
+            .withheld
+            .get("sensitive_category")
+            .copied()
+            .unwrap_or(0)
+            >= 2,
+        "{:?}",
+        record.withheld
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 /// logs know what they hold. Version 2 added partner name and address, policy
 /// hash, agreements and rules, normalized path and query, per-patient counts,
 /// bytes and upstream latency.
-pub const RECORD_SCHEMA_VERSION: u32 = 2;
+pub const RECORD_SCHEMA_VERSION: u32 = 3;
 
 /// Everything the audit log keeps about one request.
 ///
@@ -99,6 +99,11 @@ pub struct AuditRecord {
     /// On a write's outcome record: the sequence number of its intent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent_seq: Option<u64>,
+    /// (schema 3) Resources the filter withheld from this response, by
+    /// reason code (`sensitive_category`, `consent`, `outside_cohort`,
+    /// `grant_constraint`, `other_source`, ...): how many, never whose.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub withheld: std::collections::BTreeMap<String, u32>,
 }
 
 /// One patient's share of a response.
@@ -214,6 +219,7 @@ impl Default for AuditRecord {
             quarantine: None,
             phase: None,
             intent_seq: None,
+            withheld: std::collections::BTreeMap::new(),
         }
     }
 }

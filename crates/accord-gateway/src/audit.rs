@@ -134,6 +134,7 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
         quarantine: None,
         phase: ctx.intent_seq.map(|_| "outcome".to_owned()),
         intent_seq: ctx.intent_seq,
+        withheld: ctx.report.withheld_reasons.clone(),
     }
 }
 

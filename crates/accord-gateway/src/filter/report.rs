@@ -25,7 +25,7 @@ pub struct ReleaseReport {
     pub released: u32,
     pub withheld: u32,
     pub redacted: u32,
-    /// Why resources were withheld, with how many each.
+    /// Why resources were withheld (reason codes), with how many each.
     pub withheld_reasons: BTreeMap<String, u32>,
     /// patient id → sensitivity categories of the resources released for
     /// that patient (only patients who were sent sensitive data).
@@ -91,7 +91,7 @@ impl ReleaseReport {
         self.withheld += 1;
         *self
             .withheld_reasons
-            .entry(format!("{reason:?}"))
+            .entry(reason.code().to_owned())
             .or_default() += 1;
     }
 

@@ -41,8 +41,43 @@ pub enum WithholdReason {
     /// Outside the grant's `constraints` (e.g. not a laboratory
     /// Observation), or not known to be inside them.
     OutsideConstraints,
-    /// The policy withholds it: cohort, consent or a sensitive category.
-    Policy,
+    /// The policy withholds it (cohort, consent, a sensitive category,
+    /// another member's record, ...): the policy's reason, as a code.
+    Policy(&'static str),
+}
+
+impl WithholdReason {
+    /// The reason as the audit record counts it (`withheld`).
+    pub fn code(self) -> &'static str {
+        match self {
+            WithholdReason::NotAResource => "not_a_resource",
+            WithholdReason::TypeNotGranted => "type_not_granted",
+            WithholdReason::PatientUndetermined => "patient_undetermined",
+            WithholdReason::PatientOutOfReach => "outside_reach",
+            WithholdReason::ContainedWithheld => "contained_withheld",
+            WithholdReason::OutsideConstraints => "grant_constraint",
+            WithholdReason::Policy(code) => code,
+        }
+    }
+}
+
+/// The policy's reason as a code for the audit record: never which
+/// category a patient's data is in, only the kind of rule.
+fn policy_code(reason: &accord_policy::WithholdReason) -> &'static str {
+    use accord_policy::WithholdReason as R;
+    match reason {
+        R::TypeNotGranted => "type_not_granted",
+        R::OutsideCohort => "outside_cohort",
+        R::CohortUnresolved => "cohort_unresolved",
+        R::PatientOptedOut { .. } => "consent",
+        R::SensitiveNotGranted { .. }
+        | R::SensitiveForbidden { .. }
+        | R::SensitiveWithoutConsent { .. } => "sensitive_category",
+        R::MedicationUnknown => "medication_unknown",
+        R::Unclassified => "unclassified",
+        R::OtherSource { .. } => "other_source",
+        R::SourceUndetermined => "source_undetermined",
+    }
 }
 
 /// Checks `resource` (and what it contains) against `scope`.
@@ -89,7 +124,7 @@ pub fn verdict(resource: &Value, scope: &Scope<'_>) -> Verdict {
         },
         ResourceVerdict::Withhold(reason) => {
             tracing::debug!(?reason, "resource withheld by policy");
-            Verdict::Withhold(WithholdReason::Policy)
+            Verdict::Withhold(WithholdReason::Policy(policy_code(&reason)))
         }
     }
 }
