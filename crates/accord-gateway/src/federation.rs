@@ -159,7 +159,7 @@ impl Federation {
                 .send(request, Bytes::new(), None, request_id, waited)
                 .await
                 .map_err(|e| fail(&e))?;
-            let mut page = bundle_of(first).map_err(|e| fail(&e))?;
+            let mut page = crate::lookup::searchset(first).map_err(|e| fail(&e))?;
             if let Some(t) = page.get("type").and_then(Value::as_str) {
                 bundle_type = t.to_owned();
             }
@@ -187,7 +187,8 @@ impl Federation {
                 let started = std::time::Instant::now();
                 let response = member.upstream.get(&target).await;
                 waited.add(started.elapsed());
-                page = bundle_of(response.map_err(|e| fail(&e))?).map_err(|e| fail(&e))?;
+                page = crate::lookup::searchset(response.map_err(|e| fail(&e))?)
+                    .map_err(|e| fail(&e))?;
             }
         }
         let merged = json!({
@@ -314,18 +315,6 @@ fn target<'m>(candidates: &[&'m Member], headers: &HeaderMap) -> Result<&'m Memb
                 .join(", ")
         ))),
     }
-}
-
-fn bundle_of(response: UpstreamResponse) -> Result<Value, GatewayError> {
-    if !response.status.is_success() {
-        return Err(GatewayError::upstream_invalid());
-    }
-    let bundle: Value =
-        serde_json::from_slice(&response.body).map_err(|_| GatewayError::upstream_invalid())?;
-    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-        return Err(GatewayError::upstream_invalid());
-    }
-    Ok(bundle)
 }
 
 fn take_entries(bundle: &mut Value) -> Vec<Value> {

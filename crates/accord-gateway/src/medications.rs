@@ -29,42 +29,34 @@ pub fn encounter_key(reference: &str) -> Option<String> {
 /// in (`encounter`, `context`): their `serviceProvider` says whose record
 /// they are on a shared server.
 pub fn referenced_encounters(body: &[u8]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+    referenced_ids(body, "Encounter", accord_policy::origin::encounter_of)
+}
+
+/// The ids of the `ty` resources that the resource of an upstream
+/// response, and each of its Bundle entries, name by `reference`.
+fn referenced_ids(
+    body: &[u8],
+    ty: &str,
+    reference: impl Fn(&Value) -> Option<&str>,
+) -> BTreeSet<String> {
     let Ok(json) = serde_json::from_slice::<Value>(body) else {
-        return out;
+        return BTreeSet::new();
     };
-    let mut add = |resource: &Value| {
-        if let Some(key) = accord_policy::origin::encounter_of(resource).and_then(encounter_key)
-            && let Some(id) = key.strip_prefix("Encounter/")
-        {
-            out.insert(id.to_owned());
-        }
-    };
-    add(&json);
-    entry_resources(&json).for_each(add);
-    out
+    std::iter::once(&json)
+        .chain(entry_resources(&json))
+        .filter_map(|resource| crate::lookup::reference_key(reference(resource)?, ty))
+        .filter_map(|key| key.split_once('/').map(|(_, id)| id.to_owned()))
+        .collect()
 }
 
 /// The Medication ids named by `medicationReference` in an upstream
 /// response: the resource itself and every Bundle entry.
 pub fn referenced_medications(body: &[u8]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let Ok(json) = serde_json::from_slice::<Value>(body) else {
-        return out;
-    };
-    let mut add = |resource: &Value| {
-        if let Some(key) = resource
+    referenced_ids(body, "Medication", |resource| {
+        resource
             .pointer("/medicationReference/reference")
             .and_then(Value::as_str)
-            .and_then(medication_key)
-            && let Some(id) = key.strip_prefix("Medication/")
-        {
-            out.insert(id.to_owned());
-        }
-    };
-    add(&json);
-    entry_resources(&json).for_each(add);
-    out
+    })
 }
 
 /// Reads the Medications with these ids, by `Medication/<id>`; ids the
