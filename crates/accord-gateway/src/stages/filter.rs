@@ -3,7 +3,7 @@
 //! checked again against the decision's scope before anything is released,
 //! and every URL is rewritten to point at the gateway.
 
-use accord_fhir::{BaseRewrite, Interaction};
+use accord_fhir::{BaseRewrite, FhirRequest, Interaction};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::Value;
@@ -205,6 +205,17 @@ fn upstream_refusal(status: StatusCode) -> GatewayError {
         error.status = status;
     }
     error
+}
+
+/// The partner's request as a gateway URL: the `self` link of any Bundle
+/// it gets back (taken before narrowing, so it reveals nothing).
+pub fn self_link(rewrite: &BaseRewrite, request: &FhirRequest) -> String {
+    let mut link = format!("{}/{}", rewrite.gateway_base(), request.relative_path());
+    if !request.params.is_empty() {
+        link.push('?');
+        link.push_str(&request.params.to_query_string());
+    }
+    link
 }
 
 // === impl Gateway ===
