@@ -9,7 +9,7 @@
 //! A stage that has the whole answer already (a patient with no data, a
 //! narrowed search that can match nothing) hands back [`Step::Answer`] and
 //! the runner skips to `record`; a transaction's check pass is the same
-//! stages stopped after `narrow` ([`Gateway::check`]).
+//! stages stopped after `narrow` (`Gateway::check`).
 //!
 //! As in pingora, the record stage runs on every exit, refusals and errors
 //! included; nothing is sent before its record is durable.
