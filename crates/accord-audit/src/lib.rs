@@ -14,6 +14,7 @@
 //! does no async I/O (no tokio, no hyper) and never rewrites a record.
 
 pub mod cosign;
+pub mod gap;
 pub mod index;
 pub mod merkle;
 pub mod note;

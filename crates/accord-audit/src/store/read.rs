@@ -4,15 +4,15 @@
 //! (segment, record numbers, byte offset, what is wrong). The Merkle tree
 //! runs as far as the records can be placed: up to the first unreadable
 //! record, or further where an operator quarantined the damage (its
-//! records then count as [`quarantine::placeholder`] leaves, which the
+//! records then count as [`placeholder`] leaves, which the
 //! checkpoints signed after the quarantine cover).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::AuditError;
-use crate::merkle::Tree;
-use crate::quarantine::{self, Note};
+use crate::gap::{Note, placeholder};
+use crate::merkle::{Tree, sha256};
 use crate::record::AuditRecord;
 use crate::segment::{self, Damaged, Frame, Tail};
 
@@ -155,7 +155,7 @@ pub fn read_log(dir: &Path) -> Result<LogContents, AuditError> {
                 });
                 continue;
             }
-            if let Some(note) = quarantine::note_in(&frame.payload) {
+            if let Some(note) = note_in(&frame.payload) {
                 out.quarantines.push((frame.seq, note));
             }
             top = frame.seq;
@@ -206,9 +206,43 @@ pub fn read_log(dir: &Path) -> Result<LogContents, AuditError> {
             _ => top,
         };
     }
-    quarantine::mark(&mut out)?;
+    mark_quarantined(&mut out)?;
     out.tree = build_tree(&out);
     Ok(out)
+}
+
+/// The quarantine note in a record's bytes, if it is one.
+fn note_in(payload: &[u8]) -> Option<Note> {
+    const FIELD: &[u8] = b"\"quarantine\":{";
+    payload
+        .windows(FIELD.len())
+        .any(|w| w == FIELD)
+        .then_some(())?;
+    serde_json::from_slice::<AuditRecord>(payload)
+        .ok()?
+        .quarantine
+}
+
+/// Marks the damage in segments a quarantine note names (and whose bytes
+/// are still those quarantined) as quarantined.
+fn mark_quarantined(log: &mut LogContents) -> Result<(), AuditError> {
+    for (_, note) in &log.quarantines {
+        for seg in &note.segments {
+            let path = log.damaged.iter().map(|d| d.segment.clone()).find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy() == seg.name)
+            });
+            let Some(path) = path else { continue };
+            let bytes = segment::read_file(&path).map_err(|e| AuditError::io("read segment", e))?;
+            if sha256(&bytes).to_hex() != seg.sha256 {
+                continue;
+            }
+            for d in log.damaged.iter_mut().filter(|d| d.segment == path) {
+                d.quarantined = true;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The tree over records 1, 2, … as far as each can be placed.
@@ -220,7 +254,7 @@ fn build_tree(log: &LogContents) -> Tree {
             if !log.damaged.iter().any(|d| d.quarantined && d.covers(seq)) {
                 return tree;
             }
-            tree.push(quarantine::placeholder(seq));
+            tree.push(placeholder(seq));
         }
         tree.push(frame.leaf);
     }
