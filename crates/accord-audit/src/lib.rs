@@ -16,6 +16,7 @@
 pub mod cosign;
 pub mod gap;
 pub mod index;
+pub mod integrity;
 pub mod merkle;
 pub mod note;
 pub mod proof;

@@ -137,7 +137,11 @@ impl AuditStore {
         fs::create_dir_all(dir.join(SEGMENTS_DIR))
             .map_err(|e| AuditError::io("create audit directory", e))?;
         let (signer, key_created) = match (options.signer, &options.signing_key) {
-            (Some(signer), _) => (signer, false),
+            (Some(signer), _) => {
+                // Readers check records against checkpoints with it.
+                key::publish(dir, &signer)?;
+                (signer, false)
+            }
             (None, Some(path)) => key::load_or_create(path, dir)?,
             (None, None) => {
                 return Err(AuditError::Key(

@@ -198,11 +198,12 @@ impl Writer {
             Ok(()) => {
                 self.len += buffer.len() as u64;
                 self.reserved = self.reserved.max(self.len);
-                for leaf in leaves {
-                    self.tree.push(leaf);
+                for leaf in &leaves {
+                    self.tree.push(*leaf);
                 }
                 let mut located = Vec::with_capacity(batch.len());
-                for ((i, append), offset) in batch.into_iter().enumerate().zip(offsets) {
+                let placed = batch.into_iter().enumerate().zip(offsets).zip(leaves);
+                for (((i, append), offset), leaf) in placed {
                     let seq = first_seq + i as u64;
                     (append.reply)(Ok(seq));
                     if self.config.index.is_some() {
@@ -214,6 +215,7 @@ impl Writer {
                             record,
                             segment: self.active.first_seq,
                             offset,
+                            leaf,
                         });
                     }
                 }
