@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::output::outln;
-use accord_audit::query::{FilterText, checked, parse_time};
+use accord_audit::query::{FilterText, Known, checked, parse_time};
 use accord_audit::report::table::{self, COLUMNS, row};
 use accord_audit::report::{accounting, audit_events, validate_audit_event};
 use accord_audit::{AuditRecord, Index};
@@ -110,6 +110,9 @@ pub fn run_query(dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
     .parse(OffsetDateTime::now_utc())
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let index = borrow(dir)?;
+    filter
+        .check_known(&Known::from_index(&index)?)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = Instant::now();
     let answer = checked(&index, &filter)?;
     warn_all(&answer.warnings);
