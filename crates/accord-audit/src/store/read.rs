@@ -105,6 +105,25 @@ impl LogContents {
 /// Reads every segment. Only a file in `segments/` that is no segment is
 /// an error; damage inside segments is listed in [`LogContents::damaged`].
 pub fn read_log(dir: &Path) -> Result<LogContents, AuditError> {
+    read_log_with(dir, Payloads::Keep)
+}
+
+/// [`read_log`] keeping each frame's number, place and leaf but not its
+/// bytes: what opening the store needs. One segment at a time is in
+/// memory, not the whole log (≈ 140 bytes a record stay: the frame's
+/// place and leaf, and the Merkle tree).
+pub(crate) fn read_log_leaves(dir: &Path) -> Result<LogContents, AuditError> {
+    read_log_with(dir, Payloads::Drop)
+}
+
+/// Whether [`read_log_with`] keeps the records' bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payloads {
+    Keep,
+    Drop,
+}
+
+fn read_log_with(dir: &Path, payloads: Payloads) -> Result<LogContents, AuditError> {
     let segments = segment::list(dir)
         .map_err(|e| AuditError::io("list segments", e))?
         .map_err(|d| AuditError::Corrupt(d.to_string()))?;
@@ -159,6 +178,10 @@ pub fn read_log(dir: &Path) -> Result<LogContents, AuditError> {
                 out.quarantines.push((frame.seq, note));
             }
             top = frame.seq;
+            let mut frame = frame;
+            if payloads == Payloads::Drop {
+                frame.payload = Vec::new();
+            }
             out.frames.push(frame);
         }
         let next_first = segments.get(i + 1).map(|s| s.first_seq);
