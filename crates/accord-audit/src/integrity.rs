@@ -89,9 +89,8 @@ impl fmt::Display for Mismatch {
 pub fn check(index: &Index) -> Result<Integrity, IndexError> {
     let dir = index.dir();
     let mut out = Integrity::default();
-    let checkpoints = match signed_checkpoints(dir, &mut out)? {
-        Some(checkpoints) => checkpoints,
-        None => return Ok(out),
+    let Some(checkpoints) = signed_checkpoints(dir, &mut out)? else {
+        return Ok(out);
     };
     out.latest = checkpoints.iter().map(|cp| cp.size).max().unwrap_or(0);
     let indexed = index.next_seq()?.saturating_sub(1);
@@ -167,17 +166,14 @@ fn signed_checkpoints(
         checkpoint: 0,
         what,
     };
-    let verifier = match fs::read_to_string(dir.join(PUBLIC_KEY_FILE))
+    let Some(verifier) = fs::read_to_string(dir.join(PUBLIC_KEY_FILE))
         .ok()
         .and_then(|text| Verifier::parse(&text).ok())
-    {
-        Some(verifier) => verifier,
-        None => {
-            out.problems.push(note_only(format!(
-                "the records were not checked: {PUBLIC_KEY_FILE} is missing or unreadable, so no checkpoint can be verified"
-            )));
-            return Ok(None);
-        }
+    else {
+        out.problems.push(note_only(format!(
+            "the records were not checked: {PUBLIC_KEY_FILE} is missing or unreadable, so no checkpoint can be verified"
+        )));
+        return Ok(None);
     };
     let log = read_checkpoint_log(dir).map_err(|e| IndexError::Log(e.to_string()))?;
     let mut checkpoints: Vec<Checkpoint> = log

@@ -82,7 +82,7 @@ fn tamper(dir: &Path, seq: u64) {
     assert_ne!(edited, text);
     let mut framed = Vec::new();
     encode_frame(edited.as_bytes(), &mut framed);
-    let mut out = bytes.clone();
+    let mut out = bytes;
     let at = frame.offset as usize;
     out[at..at + framed.len()].copy_from_slice(&framed);
     fs::write(&seg.path, out).unwrap();
