@@ -46,6 +46,7 @@ const TYPES: &[&str] = &[
     "Condition",
     "Encounter",
     "MedicationRequest",
+    "Procedure",
     "CarePlan",
     "ServiceRequest",
     "Task",
@@ -58,6 +59,7 @@ const SEARCHABLE: &[&str] = &[
     "Condition",
     "Encounter",
     "MedicationRequest",
+    "Procedure",
     "CarePlan",
     "ServiceRequest",
 ];
@@ -73,7 +75,7 @@ const REDACTIONS: &[&str] = &[
     "Encounter.participant",
     "MedicationRequest.dosageInstruction",
 ];
-const CATEGORIES: &[&str] = &["part2", "mental-health", "restricted"];
+const CATEGORIES: &[&str] = &["part2", "mental-health", "hiv-sti", "restricted"];
 const CONSTRAINTS: &[(&str, &str, &str)] = &[
     ("Observation", "category", "laboratory"),
     ("Observation", "category", "vital-signs"),
@@ -442,6 +444,15 @@ fn strings_in(value: &Value, out: &mut Vec<String>) {
     }
 }
 
+fn security_labels(resource: &Value) -> Vec<Coding> {
+    resource["meta"]["security"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| Some(Coding::new(l["system"].as_str()?, l["code"].as_str()?)))
+        .collect()
+}
+
 fn key_of(resource: &Value) -> String {
     format!(
         "{}/{}",
@@ -486,12 +497,19 @@ impl Oracle<'_> {
         let mut codes = Vec::new();
         let mut code_texts = Vec::new();
         all_codings(resource, &mut codes, &mut code_texts);
-        let labels: Vec<Coding> = resource["meta"]["security"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|l| Some(Coding::new(l["system"].as_str()?, l["code"].as_str()?)))
-            .collect();
+        let mut labels = security_labels(resource);
+        // A prescription that names its drug by reference is what its
+        // Medication is: the Medication's codes and labels count, and one
+        // the fixture does not hold leaves it unclassifiable.
+        if let Some(reference) = resource["medicationReference"]["reference"].as_str()
+            && !reference.starts_with('#')
+        {
+            let Some(medication) = self.fixture.get(reference) else {
+                return Some(format!("medication {reference} unreadable"));
+            };
+            all_codings(medication, &mut codes, &mut code_texts);
+            labels.extend(security_labels(medication));
+        }
         let covered = self
             .policies
             .categories()
@@ -932,7 +950,9 @@ async fn run_case(h: &Harness, rng: &mut Rng, seed: u64, index: usize, stats: &m
     h.gateway.policies().replace(policies.clone());
 
     let mut fixture = BTreeMap::new();
-    for ty in TYPES {
+    // Medications are not granted, but classify the prescriptions that
+    // name them.
+    for ty in TYPES.iter().chain(&["Medication"]) {
         for resource in h.upstream.store().all(ty) {
             fixture.insert(key_of(&resource), resource);
         }
