@@ -34,7 +34,7 @@ use crate::forward::Upstream;
 use crate::identify::identify;
 use crate::lookup::read_by_ids;
 use crate::medications::{read_medications, referenced_encounters, referenced_medications};
-use crate::narrow::{Narrowing, check_shape, named_patients, narrow};
+use crate::narrow::{Narrowing, check_shape, named_patients, narrow, subjects};
 use crate::parse::{parse_purpose, parse_request};
 use crate::policy_store::PolicyStore;
 use crate::referral::{MAX_PATIENTS_PER_REQUEST, ReferralResolver, patients_in_response};
@@ -111,8 +111,7 @@ impl Gateway {
         let outcome = match self.run(&mut ctx, request, None).await {
             Ok(released) => Outcome::Release(released),
             Err(error) => {
-                ctx.error_source = Some(error.source);
-                ctx.refusal = Some(error.message.clone());
+                ctx.refused(&error);
                 Outcome::Refuse(error)
             }
         };
@@ -172,6 +171,7 @@ impl Gateway {
         ctx.resource_type = fhir.resource_type();
         let purpose = parse_purpose(&parts.headers)?;
         ctx.purpose = Some(purpose.clone());
+        ctx.subjects = subjects(&fhir, &partner, &purpose);
         if fhir.interaction == Interaction::BatchOrTransaction {
             if check_only.is_some() {
                 return Err(GatewayError::bad_request(
@@ -279,6 +279,7 @@ impl Gateway {
         };
 
         // filter
+        ctx.resource = audit::acted_on(&fhir, &upstream.headers, &upstream.body);
         if let Some(parties) = &referral_parties {
             let patients = patients_in_response(&upstream.body);
             self.resolve_referrals(&scope, &policies, parties, patients, ctx)
@@ -447,8 +448,7 @@ impl Gateway {
                     released.status
                 }
                 Err(error) => {
-                    ctx.error_source = Some(error.source);
-                    ctx.refusal = Some(error.message.clone());
+                    ctx.refused(error);
                     error.status
                 }
             };
