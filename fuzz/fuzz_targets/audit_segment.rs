@@ -45,7 +45,10 @@ fuzz_target!(|data: &[u8]| {
         path: PathBuf::from(segment::segment_name(1)),
     };
     let scan = segment::scan(&seg, &bytes);
-    assert!(scan.good_len <= bytes.len() as u64, "good bytes past the end");
+    assert!(
+        scan.good_len <= bytes.len() as u64,
+        "good bytes past the end"
+    );
     let mut last = 0;
     for frame in &scan.frames {
         assert!(frame.seq > last, "record {} after record {last}", frame.seq);

@@ -65,7 +65,10 @@ fn world() -> &'static World {
                     Decision::Permit(Permit::Grant { obligations, .. }) => Some(*obligations),
                     _ => None,
                 };
-                Grant { partner, obligations }
+                Grant {
+                    partner,
+                    obligations,
+                }
             })
             .collect();
         World {
@@ -82,7 +85,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let world = world();
-    let Some(grant) = world.grants.get(usize::from(selector) % world.grants.len().max(1)) else {
+    let Some(grant) = world
+        .grants
+        .get(usize::from(selector) % world.grants.len().max(1))
+    else {
         return;
     };
     let scope = Scope::new(
@@ -117,7 +123,10 @@ fuzz_target!(|data: &[u8]| {
                 "the filter released invalid JSON"
             );
         }
-        let given = body.windows(14).filter(|w| w == b"\"resourceType\"").count();
+        let given = body
+            .windows(14)
+            .filter(|w| w == b"\"resourceType\"")
+            .count();
         assert!(
             report.released as usize <= given,
             "released {} resources from a body naming {given}",

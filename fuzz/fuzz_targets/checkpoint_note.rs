@@ -57,9 +57,15 @@ fuzz_target!(|data: &[u8]| {
                 return;
             }
             if let Ok(log) = read_checkpoint_log(dir) {
-                assert!(log.good_len <= rest.len() as u64, "good entries past the end");
+                assert!(
+                    log.good_len <= rest.len() as u64,
+                    "good entries past the end"
+                );
                 for (offset, _) in &log.notes {
-                    assert!(*offset < log.good_len.max(1), "a note past the good entries");
+                    assert!(
+                        *offset < log.good_len.max(1),
+                        "a note past the good entries"
+                    );
                 }
             }
         }

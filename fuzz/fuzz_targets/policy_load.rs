@@ -41,11 +41,17 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut sources = shipped().clone();
     match selector % 5 {
-        0 => sources.agreements.push(SourceFile::new("agreements/fuzz.toml", text)),
+        0 => sources
+            .agreements
+            .push(SourceFile::new("agreements/fuzz.toml", text)),
         1 => sources.partners = SourceFile::new("partners.toml", text),
-        2 => sources.cohorts.push(SourceFile::new("cohorts/fuzz.toml", text)),
+        2 => sources
+            .cohorts
+            .push(SourceFile::new("cohorts/fuzz.toml", text)),
         3 => sources.sensitivity = vec![SourceFile::new("sensitivity/fuzz.toml", text)],
-        _ => sources.templates.push(SourceFile::new("templates/fuzz.toml", text)),
+        _ => sources
+            .templates
+            .push(SourceFile::new("templates/fuzz.toml", text)),
     }
     match PolicySet::compile_sources(&sources) {
         Ok(set) => {

@@ -23,8 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let (head, body) = split_head(rest);
     let mut lines = head.split(|b| *b == b'\n');
     let target = lines.next().unwrap_or_default();
-    let method = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
-        [usize::from(selector) % 6];
+    let method = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"][usize::from(selector) % 6];
 
     // The grammar alone, on text the URI parser would never let through.
     let text = String::from_utf8_lossy(target);
@@ -32,8 +31,13 @@ fuzz_target!(|data: &[u8]| {
         Some((p, q)) => (p, Some(q)),
         None => (&*text, None),
     };
-    let fhir_method = [Method::Get, Method::Post, Method::Put, Method::Patch, Method::Delete]
-        [usize::from(selector) % 5];
+    let fhir_method = [
+        Method::Get,
+        Method::Post,
+        Method::Put,
+        Method::Patch,
+        Method::Delete,
+    ][usize::from(selector) % 5];
     if let Ok(request) = FhirRequest::parse(fhir_method, path, query, Some(body)) {
         let _ = request.relative_path();
         let _ = request.interaction.kind();
