@@ -661,6 +661,10 @@ impl Gateway {
     }
 
     fn check_header_size(&self, parts: &Parts) -> Result<(), GatewayError> {
+        // `len` counts every value, so a name repeated 200 times is 200.
+        if parts.headers.len() > self.limits.max_headers {
+            return Err(GatewayError::too_many_headers(self.limits.max_headers));
+        }
         let size: usize = parts
             .headers
             .iter()
@@ -709,7 +713,7 @@ impl Gateway {
         }
     }
 
-    fn request_id(&self) -> String {
+    pub(crate) fn request_id(&self) -> String {
         let mut bytes = [0u8; 12];
         if self.random.fill(&mut bytes).is_err() {
             // The system RNG failing is not a reason to refuse service; ids
