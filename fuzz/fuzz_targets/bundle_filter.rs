@@ -1,5 +1,5 @@
 //! The filter over an upstream answer: the Bundle scanner, the pruned
-//! parse, verdicts, redaction and link rewriting (`accord_gateway::filter`),
+//! parse, verdicts, redaction and link rewriting (`accord_gateway::stages::filter`),
 //! under a real grant of the shipped policies (st-brigid, TREAT: clinical
 //! record types, sensitivity rules; riverside-bh adds a redaction).
 //!
@@ -14,8 +14,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use accord_fhir::{BaseRewrite, InteractionKind, Purpose, ResourceType};
-use accord_gateway::filter::{Checks, ReleaseReport, filter};
-use accord_gateway::forward::UpstreamResponse;
+use accord_gateway::stages::filter::{Checks, ReleaseReport, filter};
+use accord_gateway::upstream::client::UpstreamResponse;
 use accord_gateway::scope::Scope;
 use accord_policy::{AccessRequest, Decision, Obligations, PartnerId, Permit, PolicySet};
 use bytes::Bytes;

@@ -1,5 +1,5 @@
 //! A partner's request: method, target (path and query), headers and form
-//! body, through the gateway's parse phase (`accord_gateway::parse`) and
+//! body, through the gateway's parse phase (`accord_gateway::stages::parse`) and
 //! the FHIR grammar under it (`accord_fhir::FhirRequest`).
 //!
 //! Input: `method-selector` byte, then lines: the target, `name: value`
@@ -9,7 +9,7 @@
 #![no_main]
 
 use accord_fhir::{FhirRequest, Method};
-use accord_gateway::parse::{parse_purpose, parse_request};
+use accord_gateway::stages::parse::{parse_purpose, parse_request};
 use libfuzzer_sys::fuzz_target;
 
 /// An OperationOutcome echoes at most a bounded message and a few bounded

@@ -15,11 +15,11 @@
 use http::StatusCode;
 use time::OffsetDateTime;
 
-use crate::audit;
 use crate::bounded::{MESSAGE, bounded};
-use crate::context::RequestContext;
 use crate::error::ErrorSource;
-use crate::pipeline::{Connection, Gateway};
+use crate::request::{Connection, RequestContext};
+use crate::stages::Gateway;
+use crate::stages::record as audit;
 
 /// The status hyper answered `error` with, if it answered one.
 pub fn answered_status(error: &hyper::Error) -> Option<StatusCode> {
