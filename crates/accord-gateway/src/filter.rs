@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::error::GatewayError;
 use crate::forward::UpstreamResponse;
+use crate::release_page::Page;
 use crate::scope::Scope;
 
 mod bundle;
@@ -55,7 +56,7 @@ pub fn filter(
     upstream: UpstreamResponse,
     checks: &Checks<'_, '_>,
     rewrite: &BaseRewrite,
-    self_link: &str,
+    (self_link, page): (&str, Option<&Page>),
     report: &mut ReleaseReport,
 ) -> Result<Releasable, GatewayError> {
     if upstream.status.is_server_error() {
@@ -100,7 +101,7 @@ pub fn filter(
         && let Some(envelope) = bundle::Envelope::parse(&upstream.body)
         && envelope.is_bundle()
     {
-        let body = bundle::filter_envelope(&envelope, scope, rewrite, self_link, report);
+        let body = bundle::filter_envelope(&envelope, scope, rewrite, (self_link, page), report);
         return Ok(Releasable {
             status: upstream.status,
             headers,

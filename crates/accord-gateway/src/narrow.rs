@@ -36,9 +36,7 @@ pub fn narrow(request: &mut FhirRequest, scope: &Scope<'_>) -> Result<Narrowing,
         Interaction::HistoryType { .. } => Err(GatewayError::forbidden(
             "type-level history lists every patient's resources; use instance history",
         )),
-        Interaction::SearchCompartment { .. } => Err(GatewayError::forbidden(
-            "compartment searches are not supported; search the type with ?patient=",
-        )),
+        Interaction::SearchCompartment { .. } => Err(compartment_refused()),
         Interaction::Operation { name, target } => match (name.as_str(), target) {
             ("everything", OperationTarget::Instance(ty, id)) if ty == ResourceType::PATIENT => {
                 if scope.patient_in_reach(id.as_str()) {
@@ -61,8 +59,17 @@ pub fn narrow(request: &mut FhirRequest, scope: &Scope<'_>) -> Result<Narrowing,
 pub fn check_shape(request: &FhirRequest, scope: &Scope<'_>) -> Result<(), GatewayError> {
     match request.interaction {
         Interaction::SearchType { ty } => check_reach_around(request, ty, scope),
+        Interaction::SearchCompartment { .. } => Err(compartment_refused()),
         _ => Ok(()),
     }
+}
+
+/// A compartment search that was not rewritten as a type search
+/// (`compartment_search.rs`): another compartment, or every type at once.
+fn compartment_refused() -> GatewayError {
+    GatewayError::forbidden(
+        "this compartment search is not supported; search the type with ?patient=",
+    )
 }
 
 fn narrow_search(

@@ -19,7 +19,6 @@ use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::audit;
 use crate::batch::{self, BundleKind, EntryRequest};
@@ -35,9 +34,11 @@ use crate::identify::identify;
 use crate::lookup::read_by_ids;
 use crate::medications::{read_medications, referenced_encounters, referenced_medications};
 use crate::narrow::{Narrowing, check_shape, named_patients, narrow};
+use crate::paging::read_to_end;
 use crate::parse::{parse_purpose, parse_request};
 use crate::policy_store::PolicyStore;
 use crate::referral::{MAX_PATIENTS_PER_REQUEST, ReferralResolver, patients_in_response};
+use crate::release_page::Page;
 use crate::respond::{Outcome, respond};
 use crate::scope::Scope;
 use crate::subset::Subset;
@@ -73,6 +74,8 @@ pub struct Gateway {
     pub(crate) upstream_owner: Option<PartnerId>,
     /// One server per member (`[[gateway.upstreams]]`), if configured.
     pub(crate) federation: Option<crate::federation::Federation>,
+    /// The upstream's base URL and aliases, for following its paging links.
+    pub(crate) upstream_bases: Vec<String>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -172,6 +175,8 @@ impl Gateway {
         ctx.resource_type = fhir.resource_type();
         let purpose = parse_purpose(&parts.headers)?;
         ctx.purpose = Some(purpose.clone());
+        crate::compartment_search::as_type_search(&mut fhir);
+        crate::validate::validate(&fhir)?;
         if fhir.interaction == Interaction::BatchOrTransaction {
             if check_only.is_some() {
                 return Err(GatewayError::bad_request(
@@ -196,7 +201,7 @@ impl Gateway {
                 // answering "no data" first would tell this patient apart.
                 let scope = Scope::new(&policies, &partner, &purpose, now, None);
                 check_shape(&fhir, &scope)?;
-                return self.no_data(&fhir, &ctx.request_id, now, &self_link);
+                return self.no_data(&fhir, &self_link);
             }
         }
 
@@ -223,15 +228,16 @@ impl Gateway {
                 .await?;
         }
         if narrowing == Narrowing::NoMatch || narrow(&mut fhir, &scope)? == Narrowing::NoMatch {
-            let updated = now.format(&Rfc3339).unwrap_or_default();
-            return gateway_made(
-                StatusCode::OK,
-                &empty_searchset(&ctx.request_id, &updated, &self_link),
-            );
+            return gateway_made(StatusCode::OK, &empty_searchset(&self_link));
         }
         // The filter decides on whole resources; any subsetting is done
         // after it (see subset.rs).
         let subset = Subset::take(&mut fhir.params)?;
+        // Type searches are paged by the gateway over what it releases.
+        let page = match fhir.interaction {
+            Interaction::SearchType { .. } => Some(Page::take(&mut fhir.params)?),
+            _ => None,
+        };
         let body = prepare_write(&fhir, body, &scope, &partner)?;
         self.check_write_reach(&fhir, &body, &scope, &policies, ctx)
             .await?;
@@ -266,7 +272,8 @@ impl Gateway {
                 forwarded.response
             }
             None => {
-                self.upstream
+                let first = self
+                    .upstream
                     .send(
                         &fhir,
                         body,
@@ -274,7 +281,19 @@ impl Gateway {
                         &ctx.request_id,
                         &mut ctx.upstream_wait,
                     )
-                    .await?
+                    .await?;
+                match page {
+                    Some(_) => {
+                        read_to_end(
+                            &self.upstream,
+                            &self.upstream_bases,
+                            first,
+                            &mut ctx.upstream_wait,
+                        )
+                        .await?
+                    }
+                    None => first,
+                }
             }
         };
 
@@ -322,7 +341,7 @@ impl Gateway {
             upstream,
             &checks,
             &self.rewrite,
-            &self_link,
+            (&self_link, page.as_ref()),
             &mut ctx.report,
         )?;
         let released = attach_notice(released, &scope)?;
@@ -627,19 +646,9 @@ impl Gateway {
 
     /// The answer for a patient who has no data: an empty searchset for a
     /// search, "not found" for anything else.
-    fn no_data(
-        &self,
-        request: &FhirRequest,
-        request_id: &str,
-        now: OffsetDateTime,
-        self_link: &str,
-    ) -> Result<Releasable, GatewayError> {
+    fn no_data(&self, request: &FhirRequest, self_link: &str) -> Result<Releasable, GatewayError> {
         if request.interaction.kind() == InteractionKind::Search {
-            let updated = now.format(&Rfc3339).unwrap_or_default();
-            gateway_made(
-                StatusCode::OK,
-                &empty_searchset(request_id, &updated, self_link),
-            )
+            gateway_made(StatusCode::OK, &empty_searchset(self_link))
         } else {
             Err(GatewayError::not_found("resource not found"))
         }
