@@ -68,7 +68,7 @@ mod tests {
         assert_eq!(request.relative_path(), "Observation");
         assert_eq!(
             request.params.to_query_string(),
-            "_count=2&patient=Patient%2Fp1"
+            "_count=2&subject=Patient%2Fp1"
         );
         let mut request = compartment("Patient");
         as_type_search(&mut request);
