@@ -199,7 +199,15 @@ impl Gateway {
                 // A request refused for its shape (an ungranted include, a
                 // chain) is refused the same way whoever the patient is;
                 // answering "no data" first would tell this patient apart.
-                let scope = Scope::new(&policies, &partner, &purpose, now, None);
+                // Checked under the grant that permits the request for a
+                // patient in reach, so its redactions (refused search
+                // parameters) and included types count here too.
+                let mut type_level =
+                    accord_policy::AccessRequest::from_fhir(&partner, &purpose, &fhir, now);
+                type_level.patient = None;
+                let type_level = policies.decide(&type_level);
+                let scope =
+                    Scope::new(&policies, &partner, &purpose, now, type_level.obligations());
                 check_shape(&fhir, &scope)?;
                 return self.no_data(&fhir, &self_link);
             }

@@ -43,7 +43,11 @@ const PREFIXES: &[&str] = &["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"
 pub fn validate(request: &FhirRequest) -> Result<(), GatewayError> {
     // `_summary` and `_elements` are the gateway's to apply (subset.rs):
     // checked by the same parser that later takes them off.
-    Subset::take(&mut request.params.clone())?;
+    // `_summary=count` is narrowing's to refuse (counts would include
+    // withheld data), in its own words.
+    let mut subsetting = request.params.clone();
+    subsetting.retain(|name, value| !(base_name(name) == "_summary" && value == "count"));
+    Subset::take(&mut subsetting)?;
     match &request.interaction {
         Interaction::SearchType { ty } => validate_search(&request.params, *ty),
         Interaction::Read { .. } | Interaction::VRead { .. } => {
