@@ -243,3 +243,18 @@ async fn pages_links_and_totals_count_released_results_only() {
     }
     assert_eq!(seen, a_obs.len());
 }
+
+#[tokio::test]
+async fn a_search_parameter_over_a_redacted_element_is_refused_for_every_patient() {
+    let h = harness().await;
+    // The care agreement redacts `Patient.address` and `Patient.telecom`.
+    for path in [
+        "Patient?_id={p}&address-city=Springfield",
+        "Patient?_id={p}&_sort=phone",
+    ] {
+        let b = care(&h, &path.replace("{p}", OPTED_OUT)).await;
+        let z = care(&h, &path.replace("{p}", NOBODY)).await;
+        assert_eq!(b.status, 403, "{path} for B: {}", b.text());
+        assert_eq!(answer(&b, OPTED_OUT), answer(&z, NOBODY), "{path}");
+    }
+}
