@@ -12,7 +12,8 @@
 
 use accord_e2e::{Harness, OPTED_OUT, Options};
 use accord_testkit::client::PartnerResponse;
-use serde_json::Value;
+use http::Method;
+use serde_json::{Value, json};
 
 /// A patient id no server holds.
 const NOBODY: &str = "pat-9999";
@@ -32,7 +33,7 @@ purposes = ["HOPERAT"]
 id = "operations"
 recipients = ["riverside-bh"]
 resources = ["Patient", "Observation", "Encounter"]
-interactions = ["read", "search"]
+interactions = ["read", "search", "update"]
 population_search = true
 "#;
 
@@ -257,4 +258,58 @@ async fn a_search_parameter_over_a_redacted_element_is_refused_for_every_patient
         assert_eq!(b.status, 403, "{path} for B: {}", b.text());
         assert_eq!(answer(&b, OPTED_OUT), answer(&z, NOBODY), "{path}");
     }
+}
+
+async fn put(h: &Harness, path: &str, body: &Value) -> PartnerResponse {
+    h.client("riverside-bh")
+        .send(
+            Method::PUT,
+            &h.url(path),
+            &[
+                ("X-Purpose-Of-Use", "HOPERAT"),
+                ("Content-Type", "application/fhir+json"),
+            ],
+            Some(serde_json::to_vec(body).unwrap()),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn writes_naming_a_patient_out_of_reach_answer_like_writes_naming_nobody() {
+    let h = harness().await;
+    let a = h.patient();
+    let store = h.upstream.store();
+    let original = store.read("Patient", &a).unwrap();
+    // `PUT Patient/A` linking A to another patient.
+    let mut answers = Vec::new();
+    for other in [OPTED_OUT, NOBODY] {
+        let mut linked = original.clone();
+        linked["link"] =
+            json!([{"other": {"reference": format!("Patient/{other}")}, "type": "seealso"}]);
+        let response = put(&h, &format!("Patient/{a}"), &linked).await;
+        answers.push(answer(&response, other));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0, 403, "{}", answers[0].1);
+    assert_eq!(store.read("Patient", &a).unwrap()["meta"], original["meta"]);
+    assert_eq!(operations(&h, &format!("Patient/{a}")).await.status, 200);
+
+    // `PUT` of B's existing Observation and of an id nobody has.
+    let b_obs = ids_of(&h, "Observation", "subject", OPTED_OUT);
+    let existing = store.read("Observation", &b_obs[0]).unwrap();
+    let mut unknown = existing.clone();
+    unknown["id"] = json!("obs-nothing");
+    let over_b = put(&h, &format!("Observation/{}", b_obs[0]), &existing).await;
+    let over_z = put(&h, "Observation/obs-nothing", &unknown).await;
+    assert_eq!(
+        answer(&over_b, &b_obs[0]),
+        answer(&over_z, "obs-nothing"),
+        "{}",
+        over_b.text()
+    );
+    assert_eq!(
+        store.read("Observation", &b_obs[0]).unwrap()["meta"],
+        existing["meta"]
+    );
 }
