@@ -32,7 +32,7 @@ purposes = ["HOPERAT"]
 [[grant]]
 id = "operations"
 recipients = ["riverside-bh"]
-resources = ["Patient", "Observation", "Encounter"]
+resources = ["Patient", "Observation", "Encounter", "ServiceRequest"]
 interactions = ["read", "search", "update"]
 population_search = true
 "#;
@@ -312,4 +312,104 @@ async fn writes_naming_a_patient_out_of_reach_answer_like_writes_naming_nobody()
         store.read("Observation", &b_obs[0]).unwrap()["meta"],
         existing["meta"]
     );
+}
+
+/// `Type/id` of a resource.
+fn key(resource: &Value) -> String {
+    format!(
+        "{}/{}",
+        resource["resourceType"].as_str().unwrap(),
+        resource["id"].as_str().unwrap()
+    )
+}
+
+#[tokio::test]
+async fn includes_over_any_reference_are_served_and_filtered_like_any_resource() {
+    let h = harness().await;
+    let a = h.patient();
+    let store = h.upstream.store();
+    // ServiceRequests of A (its reason one of A's Observations) and of B;
+    // Tasks of A whose focus is B's request and A's: only A's may come
+    // back as an include.
+    let a_obs = ids_of(&h, "Observation", "subject", &a);
+    for (id, patient) in [("sr-a", a.as_str()), ("sr-b", OPTED_OUT)] {
+        store
+            .update(
+                json!({"resourceType": "ServiceRequest", "id": id, "status": "active",
+                "intent": "order", "subject": {"reference": format!("Patient/{patient}")},
+                "reasonReference": [{"reference": format!("Observation/{}", a_obs[0])}]}),
+            )
+            .unwrap();
+    }
+    for (id, focus) in [("task-focus-b", "sr-b"), ("task-focus-a", "sr-a")] {
+        store
+            .update(
+                json!({"resourceType": "Task", "id": id, "status": "requested",
+                "intent": "order", "for": {"reference": format!("Patient/{a}")},
+                "focus": {"reference": format!("ServiceRequest/{focus}")}}),
+            )
+            .unwrap();
+    }
+    // (path, included type, whose grant: Maple Street's care or
+    // Riverside's operations, which both cover the included type)
+    for (path, included_type, operations_grant) in [
+        (
+            format!("Observation?patient={a}&_include=Observation:encounter&_count=200"),
+            "Encounter",
+            false,
+        ),
+        (
+            format!("Task?patient={a}&_include=Task:focus&_count=200"),
+            "ServiceRequest",
+            false,
+        ),
+        (
+            format!(
+                "ServiceRequest?patient={a}&_include=ServiceRequest:reason-reference&_count=200"
+            ),
+            "Observation",
+            true,
+        ),
+    ] {
+        let response = if operations_grant {
+            operations(&h, &path).await
+        } else {
+            care(&h, &path).await
+        };
+        assert_eq!(response.status, 200, "{path}: {}", response.text());
+        let body = response.json().unwrap();
+        let included: Vec<&Value> = body["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["search"]["mode"] == "include")
+            .map(|e| &e["resource"])
+            .collect();
+        assert!(
+            included.iter().any(|r| r["resourceType"] == included_type),
+            "{path}: nothing of {included_type} included: {body}"
+        );
+        for resource in &included {
+            // Every included resource is A's (or no patient's).
+            let text = resource.to_string();
+            assert!(
+                !text.contains(OPTED_OUT),
+                "{path}: B's {} included",
+                key(resource)
+            );
+        }
+        // Patient.address is redacted for Maple Street in every position.
+        assert!(
+            included.iter().all(|r| r.get("address").is_none()),
+            "{path}"
+        );
+    }
+    for path in [
+        "Observation?patient={p}&_include=Observation:encounter",
+        "Task?patient={p}&_include=Task:focus",
+    ] {
+        let b = care(&h, &path.replace("{p}", OPTED_OUT)).await;
+        let z = care(&h, &path.replace("{p}", NOBODY)).await;
+        assert_eq!(answer(&b, OPTED_OUT), answer(&z, NOBODY), "{path}");
+    }
 }

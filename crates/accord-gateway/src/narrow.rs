@@ -216,8 +216,41 @@ fn check_include(
     match target {
         Some(target) if scope.may_read(target) => Ok(()),
         Some(_) => refuse("no agreement lets you read the included type"),
-        None => refuse("name the included type (`Type:parameter:TargetType`)"),
+        // A reference parameter that may point at several types
+        // (`Observation:encounter`, `Task:focus`): served, because every
+        // included resource is checked by the filter like any other —
+        // type, patients, consent, sensitivity, constraints, redactions —
+        // and one of a type the partner may not read is withheld.
+        None if is_reference_param(ty, param) => Ok(()),
+        None => refuse("not a reference parameter of the searched type"),
     }
+}
+
+/// Whether `param` of `ty` is a reference: an R4 reference search
+/// parameter, or one a server defines after a Reference element
+/// (`reason-reference` for `ServiceRequest.reasonReference`, as US Core
+/// and many servers do).
+fn is_reference_param(ty: ResourceType, param: &str) -> bool {
+    let r4 = accord_fhir::search_params::search_param(ty, param)
+        .is_some_and(|p| p.kind == accord_fhir::search_params::ParamKind::Reference);
+    r4 || accord_fhir::elements::is_reference_element(ty.as_str(), &camel_case(param))
+}
+
+/// `reason-reference` → `reasonReference`.
+fn camel_case(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut upper = false;
+    for c in code.chars() {
+        if c == '-' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The patients (logical ids) a request names before it is forwarded: the
