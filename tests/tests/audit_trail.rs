@@ -9,7 +9,7 @@
 )] // test code: a panic is a failed test
 
 use accord_audit::DecisionKind;
-use accord_e2e::{Harness, Options, UNLISTED};
+use accord_e2e::{Harness, OPTED_OUT, Options, UNLISTED};
 use http::Method;
 
 #[tokio::test]
@@ -236,4 +236,102 @@ async fn when_the_audit_log_cannot_be_written_nothing_is_released() {
         .await
         .unwrap();
     assert_eq!(denied.status, 503);
+}
+
+/// The ids of the harness population's resources of `ty` that belong to
+/// `patient` (by their `subject`).
+fn resources_of(h: &Harness, ty: &str, patient: &str) -> Vec<String> {
+    let reference = format!("Patient/{patient}");
+    h.population
+        .resources
+        .iter()
+        .filter(|r| r["resourceType"] == ty && r["subject"]["reference"] == reference.as_str())
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_record_says_the_truth_about_attempts_and_writes() {
+    use accord_audit::query::{Filter, query};
+    let h = Harness::start().await;
+    let maple = h.client("maple-primary");
+    let opted_out = format!("Patient/{OPTED_OUT}");
+
+    // A search about the opted-out patient: answered as "no data", recorded
+    // as the denial it is, and found by that patient.
+    let search = maple
+        .get(&h.url(&format!("Observation?patient={OPTED_OUT}")), "TREAT")
+        .await
+        .unwrap();
+    assert!(search.status < 500, "{}", search.status);
+    let record = h.audit_records().pop().unwrap();
+    assert_eq!(record.decision, DecisionKind::Deny, "{record:?}");
+    assert_eq!(record.subjects, std::slice::from_ref(&opted_out));
+
+    // A read of one of the patient's Observations: the partner sees "not
+    // found"; the log says it was withheld, and why — not a partner error.
+    let observation = resources_of(&h, "Observation", OPTED_OUT)
+        .pop()
+        .expect("the opted-out patient has Observations");
+    let read = maple
+        .get(&h.url(&format!("Observation/{observation}")), "TREAT")
+        .await
+        .unwrap();
+    assert_eq!(read.status, 404);
+    let record = h.audit_records().pop().unwrap();
+    assert_eq!(record.decision, DecisionKind::Deny, "{record:?}");
+    assert!(
+        record.rule.contains("withheld") && record.rule.contains("answered as not found"),
+        "{}",
+        record.rule
+    );
+    assert_eq!(record.error_source, None, "nobody made a mistake");
+    assert_eq!(
+        record.resource.as_deref(),
+        Some(format!("Observation/{observation}").as_str())
+    );
+
+    let attempts = h
+        .audit
+        .with_index(|index| {
+            query(
+                index,
+                &Filter {
+                    patient: Some(opted_out.clone()),
+                    ..Filter::default()
+                },
+            )
+        })
+        .unwrap();
+    assert!(
+        attempts.iter().any(|r| r.decision == DecisionKind::Deny),
+        "the privacy officer finds the denied attempts by patient: {attempts:?}"
+    );
+
+    // A create names the resource it made.
+    let task = serde_json::json!({
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "for": {"reference": format!("Patient/{}", h.patient())},
+    });
+    let created = maple
+        .send(
+            Method::POST,
+            &h.url("Task"),
+            &[
+                ("X-Purpose-Of-Use", "TREAT"),
+                ("Content-Type", "application/fhir+json"),
+            ],
+            Some(task.to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, 201, "{:?}", created.json());
+    let record = h.audit_records().pop().unwrap();
+    let id = created.json().unwrap()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        record.resource.as_deref(),
+        Some(format!("Task/{id}").as_str())
+    );
 }

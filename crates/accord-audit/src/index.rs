@@ -14,7 +14,7 @@
 //! thread, and a failure there is logged, never returned to an appender;
 //! whatever was missed is caught up from the log on the next batch or open.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -189,9 +189,10 @@ impl Index {
     /// The posting prefixes (`tag ‖ value`) a record is listed under.
     fn prefixes(&self, record: &AuditRecord) -> Vec<Vec<u8>> {
         let mut out = Vec::with_capacity(8);
-        let mut patients: Vec<&str> = record.patients.iter().map(|p| p.patient.as_str()).collect();
+        // Attempts are found by patient too: a denied read of an opted-out
+        // patient is exactly what a privacy officer looks for.
+        let mut patients = record.concerned_patients();
         patients.sort_unstable();
-        patients.dedup();
         for patient in patients {
             out.push(keys::bytes_prefix(keys::PATIENT, &self.key.tag(patient)));
         }
@@ -251,6 +252,27 @@ impl Index {
         };
         let end = keys::prefix_end(&prefix);
         self.postings(&prefix, end.as_deref(), Some(prefix.len() + 8))
+    }
+
+    /// The distinct values of a text field (partner, agreement, purpose)
+    /// the indexed records hold. Patients are kept as keyed tags, never as
+    /// text, so they cannot be listed (empty); decisions are the three
+    /// words.
+    pub fn values(&self, field: Field) -> Result<BTreeSet<String>, IndexError> {
+        let tag = match field {
+            Field::Partner => keys::PARTNER,
+            Field::Agreement => keys::AGREEMENT,
+            Field::Purpose => keys::PURPOSE,
+            Field::Patient | Field::Decision => return Ok(BTreeSet::new()),
+        };
+        let end = [tag.saturating_add(1)];
+        let mut out = BTreeSet::new();
+        for (key, _) in self.backend.scan(&[tag], Some(&end))? {
+            if let Some(value) = keys::text_of(&key) {
+                out.insert(value);
+            }
+        }
+        Ok(out)
     }
 
     /// Sequence numbers of records with `since <= time < until` (unix

@@ -2,6 +2,8 @@
 //! purpose, decision and time range, answered from the indexes (never by
 //! scanning the log) and read back from their segments.
 
+use std::collections::BTreeSet;
+
 use time::{Duration, OffsetDateTime};
 
 use crate::index::{Field, Index, IndexError};
@@ -10,7 +12,8 @@ use crate::record::{AuditRecord, DecisionKind};
 /// What to look for; every given field must match.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    /// `Patient/<id>`: records whose `patients` name it.
+    /// `Patient/<id>`: records about the patient — data released or
+    /// withheld, or the patient named by the request (attempts included).
     pub patient: Option<String>,
     pub partner: Option<String>,
     pub agreement: Option<String>,
@@ -105,6 +108,53 @@ pub enum BadFilter {
     Decision(String),
     #[error("`patient` must be a reference `Patient/<id>`, not `{0}`")]
     Patient(String),
+    #[error("`since` ({since}) is not before `until` ({until}): no record can match")]
+    Range { since: String, until: String },
+    #[error("`purpose`: {0} (for example TREAT, HPAYMT, HOPERAT, PUBHLTH)")]
+    Purpose(accord_fhir::purpose::PurposeError),
+    #[error("{}", unknown_message(field, value, known, sources))]
+    Unknown {
+        field: &'static str,
+        value: String,
+        known: Vec<String>,
+        sources: &'static str,
+    },
+}
+
+fn unknown_message(field: &str, value: &str, known: &[String], sources: &str) -> String {
+    let listed = if known.is_empty() {
+        "none yet".to_owned()
+    } else {
+        known
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("no {field} `{value}` is known to {sources}; known: {listed}")
+}
+
+/// The values a filter may name: those the log holds and those the active
+/// policies define. A filter naming anything else is a typo, and answering
+/// it with "0 records" would read as "nobody accessed anything".
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub partners: BTreeSet<String>,
+    pub agreements: BTreeSet<String>,
+    /// Where the values came from, in words (`the log`, `the log and the
+    /// active policies`).
+    pub sources: &'static str,
+}
+
+impl Known {
+    /// The partners and agreements the log's records name.
+    pub fn from_index(index: &Index) -> Result<Self, IndexError> {
+        Ok(Known {
+            partners: index.values(Field::Partner)?,
+            agreements: index.values(Field::Agreement)?,
+            sources: "the log",
+        })
+    }
 }
 
 impl FilterText {
@@ -127,9 +177,22 @@ impl FilterText {
         {
             return Err(BadFilter::Patient(patient.clone()));
         }
+        if let Some(purpose) = &self.purpose {
+            accord_fhir::purpose::Purpose::parse(purpose).map_err(BadFilter::Purpose)?;
+        }
+        let since = time("since", self.since)?;
+        let until = time("until", self.until)?;
+        if let (Some(since), Some(until)) = (since, until)
+            && since >= until
+        {
+            return Err(BadFilter::Range {
+                since: rfc3339(since),
+                until: rfc3339(until),
+            });
+        }
         Ok(Filter {
-            since: time("since", self.since)?,
-            until: time("until", self.until)?,
+            since,
+            until,
             patient: self.patient,
             partner: self.partner,
             agreement: self.agreement,
@@ -150,16 +213,41 @@ pub fn is_patient_reference(text: &str) -> bool {
     })
 }
 
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
 impl Filter {
+    /// Refuses a partner or agreement that neither the log nor the
+    /// policies know, naming the known ones.
+    pub fn check_known(&self, known: &Known) -> Result<(), BadFilter> {
+        let checks = [
+            ("partner", &self.partner, &known.partners),
+            ("agreement", &self.agreement, &known.agreements),
+        ];
+        for (field, value, values) in checks {
+            if let Some(value) = value
+                && !values.contains(value)
+            {
+                return Err(BadFilter::Unknown {
+                    field,
+                    value: value.clone(),
+                    known: values.iter().cloned().collect(),
+                    sources: known.sources,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `record` matches every field (the exact check after the
     /// index lookup).
     pub fn matches(&self, record: &AuditRecord) -> bool {
         let eq = |want: &Option<String>, have: Option<&str>| {
             want.as_deref().is_none_or(|w| Some(w) == have)
         };
-        self.patient
-            .as_deref()
-            .is_none_or(|p| record.patients.iter().any(|r| r.patient == p))
+        self.patient.as_deref().is_none_or(|p| record.concerns(p))
             && eq(&self.partner, record.partner.as_deref())
             && self
                 .agreement

@@ -9,8 +9,10 @@ use time::OffsetDateTime;
 /// Version of the record layout, written into every record so readers of old
 /// logs know what they hold. Version 2 added partner name and address, policy
 /// hash, agreements and rules, normalized path and query, per-patient counts,
-/// bytes and upstream latency.
-pub const RECORD_SCHEMA_VERSION: u32 = 3;
+/// bytes and upstream latency. Version 3 added the write intent (`phase`,
+/// `intent_seq`) and `withheld` counts; version 4 `subjects` (attempted
+/// access, findable by patient) and `resource` (what a write acted on).
+pub const RECORD_SCHEMA_VERSION: u32 = 4;
 
 /// Everything the audit log keeps about one request.
 ///
@@ -104,6 +106,17 @@ pub struct AuditRecord {
     /// `grant_constraint`, `other_source`, ...): how many, never whose.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub withheld: std::collections::BTreeMap<String, u32>,
+    /// (schema 4) Patients the request named — in its path, its search
+    /// parameters or the body it sent — whether or not anything was
+    /// released: a denied or refused attempt is found by patient, but it is
+    /// never a disclosure (that is `patients` with something released).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+    /// (schema 4) The resource the interaction acted on, `Type/id` (with
+    /// `/_history/<v>` for a vread): for a create, the id the upstream gave
+    /// the new resource. Absent for searches and when nothing was reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// One patient's share of a response.
@@ -220,6 +233,8 @@ impl Default for AuditRecord {
             phase: None,
             intent_seq: None,
             withheld: std::collections::BTreeMap::new(),
+            subjects: Vec::new(),
+            resource: None,
         }
     }
 }
@@ -231,6 +246,38 @@ impl AuditRecord {
             .iter()
             .chain(self.agreements.iter())
             .map(|a| a.id.as_str())
+    }
+
+    /// Whether the record concerns `patient` (`Patient/<id>`): data of the
+    /// patient was released or withheld, or the request named the patient.
+    pub fn concerns(&self, patient: &str) -> bool {
+        self.patients.iter().any(|r| r.patient == patient)
+            || self.subjects.iter().any(|s| s == patient)
+    }
+
+    /// Every patient the record concerns, each once, in order.
+    pub fn concerned_patients(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let all = self.patients.iter().map(|p| p.patient.as_str());
+        for patient in all.chain(self.subjects.iter().map(String::as_str)) {
+            if !out.contains(&patient) {
+                out.push(patient);
+            }
+        }
+        out
+    }
+
+    /// A write whose response only echoed what the partner itself sent:
+    /// a create answered 201, an update or patch answered 200/201, a
+    /// delete. Its echo is not a disclosure to that partner (a conditional
+    /// create answered 200 returned an existing resource, and is one).
+    pub fn is_own_write(&self) -> bool {
+        match self.interaction.as_deref() {
+            Some("create") => self.status == 201,
+            Some("update" | "patch") => matches!(self.status, 200 | 201),
+            Some("delete") => true,
+            _ => false,
+        }
     }
 
     /// Whether the response released any resource of `patient`.

@@ -6,7 +6,7 @@ use accord_audit::{
     AgreementRef, AppendDone, AuditError, AuditRecord, AuditSink, DecisionKind, PatientRelease,
     RECORD_SCHEMA_VERSION, Receipt, TypeCounts,
 };
-use accord_fhir::InteractionKind;
+use accord_fhir::{FhirRequest, Interaction, InteractionKind};
 use accord_policy::{Decision, Permit};
 use http::StatusCode;
 use time::OffsetDateTime;
@@ -32,11 +32,22 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
                 }),
                 Permit::Capabilities => None,
             };
-            match &ctx.refusal {
+            match (&ctx.refusal, ctx.withheld_as_missing) {
+                // Permitted, but the resource asked for is one the partner
+                // may not see: answered "not found", recorded as the denial
+                // it is, with the reason.
+                (_, Some(reason)) => (
+                    DecisionKind::Deny,
+                    format!(
+                        "deny: withheld ({reason}), answered as not found (after {})",
+                        decision.rule()
+                    ),
+                    agreement,
+                ),
                 // Permitted, then refused (a request shape, a failed
                 // upstream): nothing was released, and the record says so
                 // rather than reading as a disclosure.
-                Some(why) => (
+                (Some(why), None) => (
                     DecisionKind::Refuse,
                     format!(
                         "refuse: {} (after {})",
@@ -45,7 +56,7 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
                     ),
                     agreement,
                 ),
-                None => (
+                (None, None) => (
                     DecisionKind::Permit,
                     bounded_owned(&decision.rule(), MESSAGE),
                     agreement,
@@ -135,7 +146,45 @@ pub fn record(ctx: &RequestContext, status: StatusCode, now: OffsetDateTime) -> 
         phase: ctx.intent_seq.map(|_| "outcome".to_owned()),
         intent_seq: ctx.intent_seq,
         withheld: ctx.report.withheld_reasons.clone(),
+        subjects: ctx.subjects.iter().cloned().collect(),
+        resource: ctx.resource.clone(),
     }
+}
+
+/// The resource an interaction acted on, `Type/id` (`/_history/<v>` for a
+/// vread): from the request, or for a create from the upstream's answer
+/// (its `Location`, else the id of the body it returned).
+pub fn acted_on(fhir: &FhirRequest, headers: &http::HeaderMap, body: &[u8]) -> Option<String> {
+    match &fhir.interaction {
+        Interaction::Read { ty, id }
+        | Interaction::Update { ty, id }
+        | Interaction::Patch { ty, id }
+        | Interaction::Delete { ty, id } => Some(format!("{ty}/{id}")),
+        Interaction::VRead { ty, id, version } => Some(format!("{ty}/{id}/_history/{version}")),
+        Interaction::Create { ty } => created(ty.as_str(), headers, body),
+        _ => None,
+    }
+}
+
+/// `Type/id` of a created resource: `Location: …/Type/id/_history/v`, or
+/// the returned body's `id`.
+fn created(ty: &str, headers: &http::HeaderMap, body: &[u8]) -> Option<String> {
+    let from_location = headers
+        .get(http::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|location| {
+            let segments: Vec<&str> = location.split('/').collect();
+            let at = segments.iter().rposition(|s| *s == ty)?;
+            let id = segments.get(at + 1).filter(|id| !id.is_empty())?;
+            accord_fhir::ResourceId::parse(id).ok()?;
+            Some(format!("{ty}/{id}"))
+        });
+    from_location.or_else(|| {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let id = value.get("id")?.as_str()?;
+        accord_fhir::ResourceId::parse(id).ok()?;
+        Some(format!("{ty}/{id}"))
+    })
 }
 
 /// The record a write leaves before it is forwarded: who asks to change

@@ -7,7 +7,7 @@ use std::time::Instant;
 use accord_fhir::{InteractionKind, Purpose, ResourceType};
 use accord_policy::{Decision, PartnerId, SpkiPin};
 
-use crate::error::ErrorSource;
+use crate::error::{ErrorSource, GatewayError};
 use crate::filter::ReleaseReport;
 use crate::forward::UpstreamWait;
 
@@ -47,6 +47,13 @@ pub struct RequestContext {
     /// For a write: the sequence number of the intent record made durable
     /// before it was forwarded.
     pub intent_seq: Option<u64>,
+    /// Patients the request named (`Patient/<id>`), released to or not:
+    /// the record of an attempt is found by patient.
+    pub subjects: std::collections::BTreeSet<String>,
+    /// An existing resource answered as missing: why (a withhold code).
+    pub withheld_as_missing: Option<&'static str>,
+    /// The resource the interaction acted on (`Type/id`), when known.
+    pub resource: Option<String>,
 }
 
 impl RequestContext {
@@ -80,7 +87,18 @@ impl RequestContext {
             cap: None,
             upstream_wait: UpstreamWait::default(),
             intent_seq: None,
+            subjects: std::collections::BTreeSet::new(),
+            withheld_as_missing: None,
+            resource: None,
         }
+    }
+
+    /// The request ends in `error`. A resource withheld as if missing is a
+    /// denial, not a partner's mistake: the record says so.
+    pub fn refused(&mut self, error: &GatewayError) {
+        self.withheld_as_missing = error.withheld;
+        self.error_source = error.withheld.is_none().then_some(error.source);
+        self.refusal = Some(error.message.clone());
     }
 
     /// A request carried inside this one (a batch or transaction entry),

@@ -34,6 +34,11 @@ pub struct GatewayError {
     pub details: Vec<(String, String)>,
     /// Seconds the partner should wait (`Retry-After`), for 429s.
     pub retry_after: Option<u64>,
+    /// Set when an existing resource out of reach is answered like a
+    /// missing one: why it was withheld (a reason code such as
+    /// `outside_cohort`). For the audit record only — the partner sees
+    /// "not found", the log says the truth (a denial, and which rule).
+    pub withheld: Option<&'static str>,
 }
 
 // === impl ErrorSource ===
@@ -64,6 +69,7 @@ impl GatewayError {
             message: message.into(),
             details: Vec::new(),
             retry_after: None,
+            withheld: None,
         }
     }
 
@@ -115,6 +121,14 @@ impl GatewayError {
             IssueType::Invalid,
             message,
         )
+    }
+
+    /// An existing resource the partner may not see, answered exactly as
+    /// a missing one; `reason` (a withhold code) goes to the audit record.
+    pub fn withheld_as_missing(reason: &'static str) -> Self {
+        let mut error = Self::not_found("resource not found");
+        error.withheld = Some(reason);
+        error
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {

@@ -146,6 +146,7 @@ pub fn filter(
                 }
             }
             Verdict::Withhold(reason) => {
+                let code = reason.code();
                 report.withheld(&json, reason);
                 if matches!(checks, Checks::Written(_)) {
                     return Ok(Releasable {
@@ -154,8 +155,9 @@ pub fn filter(
                         body: Bytes::new(),
                     });
                 }
-                // The same answer as for a resource that does not exist.
-                return Err(GatewayError::not_found("resource not found"));
+                // The same answer as for a resource that does not exist;
+                // the audit record says why.
+                return Err(GatewayError::withheld_as_missing(code));
             }
         },
     };

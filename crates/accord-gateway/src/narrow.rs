@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 
 use accord_fhir::compartment::{is_patient_data, patient_id_of_reference, patient_search_params};
 use accord_fhir::request::{base_name, modifier};
-use accord_fhir::{FhirRequest, Interaction, OperationTarget, ResourceId, ResourceType};
+use accord_fhir::{FhirRequest, Interaction, OperationTarget, Purpose, ResourceId, ResourceType};
+use accord_policy::{AccessRequest, PartnerId};
 
 use crate::error::GatewayError;
 use crate::scope::Scope;
@@ -42,7 +43,7 @@ pub fn narrow(request: &mut FhirRequest, scope: &Scope<'_>) -> Result<Narrowing,
                 if scope.patient_in_reach(id.as_str()) {
                     Ok(Narrowing::Forward)
                 } else {
-                    Err(GatewayError::not_found("resource not found"))
+                    Err(GatewayError::withheld_as_missing("outside_reach"))
                 }
             }
             _ => Err(GatewayError::forbidden(format!(
@@ -283,6 +284,22 @@ pub fn named_patients(request: &FhirRequest) -> BTreeSet<String> {
         _ => {}
     }
     named
+}
+
+/// Every patient the request names, as `Patient/<id>`: its patient
+/// parameters, `Patient/$everything`, and the one patient the policy sees
+/// (a Patient read, a compartment). For the audit record, whatever the
+/// outcome: an attempt is found by the patient it named.
+pub fn subjects(request: &FhirRequest, partner: &PartnerId, purpose: &Purpose) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = named_patients(request)
+        .into_iter()
+        .map(|id| format!("Patient/{id}"))
+        .collect();
+    let at = time::OffsetDateTime::UNIX_EPOCH;
+    if let Some(patient) = AccessRequest::from_fhir(partner, purpose, request, at).patient {
+        out.insert(patient);
+    }
+    out
 }
 
 /// The parameters that name patients for `ty`.

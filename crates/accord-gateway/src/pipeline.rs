@@ -33,7 +33,7 @@ use crate::forward::Upstream;
 use crate::identify::identify;
 use crate::lookup::read_by_ids;
 use crate::medications::{read_medications, referenced_encounters, referenced_medications};
-use crate::narrow::{Narrowing, check_shape, named_patients, narrow};
+use crate::narrow::{Narrowing, check_shape, named_patients, narrow, subjects};
 use crate::paging::read_to_end;
 use crate::parse::{parse_purpose, parse_request};
 use crate::policy_store::PolicyStore;
@@ -114,8 +114,7 @@ impl Gateway {
         let outcome = match self.run(&mut ctx, request, None).await {
             Ok(released) => Outcome::Release(released),
             Err(error) => {
-                ctx.error_source = Some(error.source);
-                ctx.refusal = Some(error.message.clone());
+                ctx.refused(&error);
                 Outcome::Refuse(error)
             }
         };
@@ -176,6 +175,7 @@ impl Gateway {
         let purpose = parse_purpose(&parts.headers)?;
         ctx.purpose = Some(purpose.clone());
         crate::compartment_search::as_type_search(&mut fhir);
+        ctx.subjects = subjects(&fhir, &partner, &purpose);
         crate::validate::validate(&fhir)?;
         if fhir.interaction == Interaction::BatchOrTransaction {
             if check_only.is_some() {
@@ -306,6 +306,7 @@ impl Gateway {
         };
 
         // filter
+        ctx.resource = audit::acted_on(&fhir, &upstream.headers, &upstream.body);
         if let Some(parties) = &referral_parties {
             let patients = patients_in_response(&upstream.body);
             self.resolve_referrals(&scope, &policies, parties, patients, ctx)
@@ -474,8 +475,7 @@ impl Gateway {
                     released.status
                 }
                 Err(error) => {
-                    ctx.error_source = Some(error.source);
-                    ctx.refusal = Some(error.message.clone());
+                    ctx.refused(error);
                     error.status
                 }
             };

@@ -27,7 +27,7 @@ use crate::scope::Scope;
 
 /// The answer for an existing resource out of reach: that of a missing one.
 fn missing() -> GatewayError {
-    GatewayError::not_found("resource not found")
+    GatewayError::withheld_as_missing("outside_reach")
 }
 
 fn outside(patient: &str) -> GatewayError {

@@ -54,6 +54,13 @@ pub fn text_prefix(tag: u8, value: &str) -> Vec<u8> {
     key
 }
 
+/// The value of a [`text_prefix`] key (`tag ‖ len ‖ value ‖ seq`).
+pub fn text_of(key: &[u8]) -> Option<String> {
+    let len = usize::from(u16::from_be_bytes([*key.get(1)?, *key.get(2)?]));
+    let value = key.get(3..3 + len)?;
+    String::from_utf8(value.to_vec()).ok()
+}
+
 pub fn bytes_prefix(tag: u8, value: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + value.len() + 8);
     key.push(tag);

@@ -35,8 +35,9 @@ pub fn validate_audit_event(json: &str) -> Result<(), AuditEventError> {
 /// The AuditEvents for one record: one per patient named, or one without
 /// a patient when it names none. `gateway` names this deployment.
 pub fn audit_events(record: &AuditRecord, gateway: &str) -> Vec<Value> {
-    let mut patients: Vec<&str> = record.patients.iter().map(|p| p.patient.as_str()).collect();
-    patients.dedup();
+    // Attempts name their patient too: a denied read of a patient's record
+    // is an access event about that patient.
+    let patients = record.concerned_patients();
     if patients.is_empty() {
         return vec![event(record, gateway, None, 0)];
     }
@@ -258,8 +259,7 @@ fn entities(record: &AuditRecord, patient: Option<&str>) -> Vec<Value> {
         }
     } else {
         target.insert("role".into(), coding(OBJECT_ROLE, "4", "Domain Resource"));
-        let reference = path.trim_start_matches('/');
-        if reference.split('/').count() >= 2 && !reference.contains('?') {
+        if let Some(reference) = record.resource.clone().or_else(|| resource_reference(path)) {
             target.insert("what".into(), json!({"reference": reference}));
         }
     }
@@ -267,7 +267,14 @@ fn entities(record: &AuditRecord, patient: Option<&str>) -> Vec<Value> {
     let mut details: Vec<Value> = Vec::new();
     details.extend(detail("decision", record.decision.as_str()));
     details.extend(detail("rule", &record.rule));
+    // `agreement` is the first of `agreements`: name each agreement once.
+    let mut agreements: Vec<&crate::record::AgreementRef> = Vec::new();
     for a in record.agreement.iter().chain(record.agreements.iter()) {
+        if !agreements.contains(&a) {
+            agreements.push(a);
+        }
+    }
+    for a in agreements {
         details.extend(detail(
             "agreement",
             &format!("{} v{} ({})", a.id, a.version, a.grant),
@@ -280,7 +287,11 @@ fn entities(record: &AuditRecord, patient: Option<&str>) -> Vec<Value> {
     details.extend(detail("audit-seq", &record.seq.to_string()));
     details.extend(detail("request-id", &record.request_id));
     details.extend(detail("http-status", &record.status.to_string()));
-    if let Some(release) = patient.and_then(|p| record.patients.iter().find(|r| r.patient == p)) {
+    let release = patient.and_then(|p| record.patients.iter().find(|r| r.patient == p));
+    if patient.is_some() && release.is_none() {
+        details.extend(detail("resources", "none released"));
+    }
+    if let Some(release) = release {
         let counts: Vec<String> = release
             .resources
             .iter()
@@ -297,4 +308,21 @@ fn entities(record: &AuditRecord, patient: Option<&str>) -> Vec<Value> {
     target.insert("detail".into(), Value::Array(details));
     out.push(Value::Object(target));
     out
+}
+
+/// `Type/id` (or `Type/id/_history/v`) from a request path such as
+/// `/fhir/Patient/pat-1`: the segments from the first resource type on,
+/// never the gateway's base path. `None` for a type-level path (a create
+/// the record does not name the result of, a search).
+fn resource_reference(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let at = segments
+        .iter()
+        .position(|s| accord_fhir::ResourceType::parse(s).is_ok())?;
+    let rest = segments.get(at..)?;
+    match rest {
+        [ty, id] => Some(format!("{ty}/{id}")),
+        [ty, id, "_history", version] => Some(format!("{ty}/{id}/_history/{version}")),
+        _ => None,
+    }
 }

@@ -86,6 +86,9 @@ pub fn accounting(
 }
 
 fn disclosure(record: &AuditRecord, patient: &str) -> Option<Disclosure> {
+    if record.is_own_write() {
+        return None;
+    }
     let release = record.released_to(patient)?;
     let resources: Vec<(String, u32)> = release
         .resources

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::output::outln;
-use accord_audit::query::{FilterText, parse_time, query};
+use accord_audit::query::{FilterText, Known, parse_time, query};
 use accord_audit::report::table::{self, COLUMNS, row};
 use accord_audit::report::{accounting, audit_events, validate_audit_event};
 use accord_audit::{AuditRecord, Index};
@@ -102,6 +102,9 @@ pub fn run_query(dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
     .parse(OffsetDateTime::now_utc())
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let index = borrow(dir)?;
+    filter
+        .check_known(&Known::from_index(&index)?)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = Instant::now();
     let records = query(&index, &filter)?;
     let took = started.elapsed();

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use accord_audit::query::{FilterText, is_patient_reference, parse_time, query};
+use accord_audit::query::{FilterText, Known, is_patient_reference, parse_time, query};
 use accord_audit::report::{accounting, table};
 use accord_audit::{AuditError, AuditStore, Checkpoint, IndexError, VerifyOptions, proof, verify};
 use bytes::Bytes;
@@ -190,6 +190,10 @@ fn audit_query(
     };
     let filter = text
         .parse(OffsetDateTime::now_utc())
+        .map_err(|e| Failure::bad(e.to_string()))?;
+    let known = store.with_index(Known::from_index)?;
+    filter
+        .check_known(&known)
         .map_err(|e| Failure::bad(e.to_string()))?;
     let records = store.with_index(|index| query(index, &filter))?;
     Ok(match format {
