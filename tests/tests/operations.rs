@@ -14,9 +14,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use accord_e2e::Harness;
-use accord_gateway::admin::{AdminServer, AdminState};
 use accord_gateway::config::AdminConfig;
-use accord_gateway::watch::FileWatch;
+use accord_gateway::ops::admin::{AdminServer, AdminState};
+use accord_gateway::ops::watch::FileWatch;
 use accord_testkit::client::{PartnerClient, PartnerResponse};
 use accord_testkit::pki::DevPki;
 use http::Method;

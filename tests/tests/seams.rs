@@ -288,7 +288,7 @@ async fn a_partner_cannot_refer_patients_into_its_own_cohort() {
         let created = write(&h, Method::POST, "Task", &body).await;
         assert_eq!(created.status, 201, "{}", created.text());
     }
-    tokio::time::sleep(accord_gateway::referral::MEMBERSHIP_TTL).await;
+    tokio::time::sleep(accord_gateway::upstream::referral::MEMBERSHIP_TTL).await;
     assert_eq!(read(x.clone()).await, 404, "self-made referral counted");
 
     // Riverside's referral does.

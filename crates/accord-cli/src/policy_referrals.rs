@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use accord_gateway::forward::Upstream;
-use accord_gateway::paging::{next_link, relative_to, upstream_bases};
 use accord_gateway::tls::upstream_client_config;
+use accord_gateway::upstream::client::Upstream;
+use accord_gateway::upstream::paging::{next_link, relative_to, upstream_bases};
 use accord_policy::referral::ReferralEvidence;
 use accord_policy::{PartnerId, PolicySet};
 use anyhow::Context as _;

@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use accord_gateway::forward::Upstream;
-use accord_gateway::paging::{next_link, relative_to, upstream_bases};
 use accord_gateway::tls::upstream_client_config;
+use accord_gateway::upstream::client::Upstream;
+use accord_gateway::upstream::paging::{next_link, relative_to, upstream_bases};
 use accord_policy::PolicySet;
 use accord_policy::scan::scan;
 use anyhow::{Context as _, bail};

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use accord_audit::{AuditStore, StoreOptions};
 use accord_gateway::GatewayServer;
-use accord_gateway::admin::{AdminServer, AdminState, Trigger};
 use accord_gateway::config::AccordConfig;
-use accord_gateway::watch::FileWatch;
+use accord_gateway::ops::admin::{AdminServer, AdminState, Trigger};
+use accord_gateway::ops::watch::FileWatch;
 use accord_policy::PolicySet;
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
@@ -42,7 +42,7 @@ pub async fn run(
 
     let policies = PolicySet::load_dir(&config.policies.dir)
         .map_err(|e| anyhow::anyhow!("policies are invalid; not starting:\n{e}"))?;
-    let (on_checkpoint, checkpoints) = accord_gateway::witness_client::feed();
+    let (on_checkpoint, checkpoints) = accord_gateway::ops::witness_client::feed();
     let options = StoreOptions {
         signing_key: Some(config.audit.signing_key.clone()),
         on_checkpoint: (!config.audit.witnesses.is_empty()).then_some(on_checkpoint),
@@ -65,7 +65,7 @@ pub async fn run(
         );
     }
     let audit = Arc::new(audit);
-    let witnesses = accord_gateway::witness_client::start(
+    let witnesses = accord_gateway::ops::witness_client::start(
         &config.audit.witnesses,
         Arc::clone(&audit),
         checkpoints,

@@ -14,9 +14,9 @@
 use std::hint::black_box;
 
 use accord_fhir::{BaseRewrite, InteractionKind, Purpose, ResourceType};
-use accord_gateway::filter::{Checks, ReleaseReport, Verdict, filter, verdict};
-use accord_gateway::forward::UpstreamResponse;
 use accord_gateway::scope::Scope;
+use accord_gateway::stages::filter::{Checks, ReleaseReport, Verdict, filter, verdict};
+use accord_gateway::upstream::client::UpstreamResponse;
 use accord_policy::{AccessRequest, PartnerId, PolicySet, SourceFile};
 use accord_testkit::population;
 use bytes::Bytes;
@@ -161,7 +161,7 @@ fn bench(c: &mut Criterion) {
             },
             &Checks::Resources(&scope),
             &rewrite,
-            SELF_LINK,
+            (SELF_LINK, None),
             &mut report,
         )
         .expect("filter releases the bundle");
@@ -231,7 +231,7 @@ fn value_tree_filter(
                 let resource = if redact.is_empty() {
                     resource.clone()
                 } else {
-                    accord_gateway::filter::redact(resource.clone(), &redact)
+                    accord_gateway::stages::filter::redact(resource.clone(), &redact)
                 };
                 let url = entry["fullUrl"].as_str().and_then(|u| rewrite.rewrite(u));
                 entries.push(json!({"fullUrl": url, "resource": resource, "search": entry["search"].clone()}));

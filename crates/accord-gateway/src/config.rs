@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::consent_feed::ConsentFeedConfig;
 pub use audit::{AuditConfig, WitnessConfig};
+pub use consent_feed::ConsentFeedConfig;
 
 mod audit;
+mod consent_feed;
 
 /// The `[gateway]` part of accord.toml.
 #[derive(Debug, Clone, Deserialize, Serialize)]

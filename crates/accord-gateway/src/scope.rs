@@ -15,13 +15,16 @@ use accord_policy::{
     Origin, PartnerId, PolicySet, ResourceFacts, ResourceVerdict,
 };
 use serde_json::Value;
-
-use crate::filter::redisclosure::{ACT_CODE, PART2_POLICY};
 use time::OffsetDateTime;
 
 /// The category id that marks 42 CFR Part 2 data in policies and in the
 /// audit record (where it puts a disclosure on the §2.24 list).
 pub const PART2_CATEGORY: &str = "part2";
+
+/// HL7 v3 ActCode, the code system of the Part 2 labels.
+pub const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+/// The policy label: 42 CFR Part 2.
+pub const PART2_POLICY: &str = "42CFRPart2";
 
 /// The sensitivity categories (policy category ids) of one released
 /// resource; empty, and so not allocated, for ordinary data.
@@ -222,7 +225,7 @@ impl<'a> Scope<'a> {
     /// [`accord_policy::Cohort::referral_senders`]): the requesters, and
     /// the same but the recipient for referrals written through the
     /// gateway; empty without a referral cohort.
-    pub fn referral_senders(&self) -> crate::referral::Senders {
+    pub fn referral_senders(&self) -> crate::upstream::referral::Senders {
         let requesters: BTreeSet<PartnerId> = self
             .obligations
             .and_then(|o| {
@@ -235,7 +238,7 @@ impl<'a> Scope<'a> {
             .filter(|p| *p != self.partner)
             .cloned()
             .collect();
-        crate::referral::Senders {
+        crate::upstream::referral::Senders {
             requesters,
             writers,
         }
@@ -293,7 +296,7 @@ impl<'a> Scope<'a> {
         if let Some(owner) = self.owner {
             return Origin::Of(owner.clone());
         }
-        if let Some(key) = crate::federation::key_of(resource)
+        if let Some(key) = crate::upstream::federation::key_of(resource)
             && let Ok(known) = self.origins.lock()
         {
             if known.1.contains(&key) {
@@ -304,7 +307,7 @@ impl<'a> Scope<'a> {
             }
         }
         let encounter = accord_policy::origin::encounter_of(resource)
-            .and_then(crate::medications::encounter_key)
+            .and_then(crate::upstream::medications::encounter_key)
             .and_then(|key| self.encounters.lock().ok()?.get(&key).cloned());
         self.policies.origin_of(resource, encounter.as_ref())
     }
@@ -323,7 +326,7 @@ impl<'a> Scope<'a> {
         let medication = facts
             .medication_reference
             .as_deref()
-            .and_then(crate::medications::medication_key)
+            .and_then(crate::upstream::medications::medication_key)
             .and_then(|key| self.medications.lock().ok()?.get(&key).cloned());
         if let Some(medication) = medication {
             facts.add_referenced(&medication);

@@ -20,13 +20,14 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::GatewayConfig;
-use crate::consent_feed::{ConsentFeed, FeedError};
-use crate::forward::{Upstream, UpstreamConfigError};
-use crate::identify::{cert_fingerprint, spki_pin};
-use crate::metrics::{MeteredSink, Metrics};
-use crate::pipeline::{Connection, Gateway};
+use crate::ops::metrics::{MeteredSink, Metrics};
 use crate::policy_store::PolicyStore;
+use crate::request::Connection;
+use crate::stages::Gateway;
+use crate::stages::identify::{cert_fingerprint, spki_pin};
 use crate::tls::{self, TlsError};
+use crate::upstream::client::{Upstream, UpstreamConfigError};
+use crate::upstream::consent_feed::{ConsentFeed, FeedError};
 
 mod certs;
 
@@ -125,7 +126,8 @@ impl GatewayServer {
             tracing::info!(consents = feed.len(), "consent feed: first pull in force");
             tokio::spawn(feed.run(shutdown_rx.clone()));
         }
-        let bases = crate::paging::upstream_bases(upstream.base_url(), &config.upstream_aliases);
+        let bases =
+            crate::upstream::paging::upstream_bases(upstream.base_url(), &config.upstream_aliases);
         let gateway = Arc::new(Gateway {
             policies: Arc::clone(&policies),
             audit: Arc::new(MeteredSink::new(audit, Arc::clone(&metrics))),
@@ -135,7 +137,7 @@ impl GatewayServer {
             base_path: config.normalized_base_path(),
             limits: config.limits.clone(),
             random: SystemRandom::new(),
-            referrals: crate::referral::ReferralResolver::new(bases.clone()),
+            referrals: crate::upstream::referral::ReferralResolver::new(bases.clone()),
             upstream_bases: bases,
             caps: Arc::clone(&caps),
             federation,
@@ -305,7 +307,7 @@ async fn serve_connection(
 fn federation(
     config: &GatewayConfig,
     metrics: &Arc<Metrics>,
-) -> Result<Option<crate::federation::Federation>, StartError> {
+) -> Result<Option<crate::upstream::federation::Federation>, StartError> {
     if config.upstreams.is_empty() {
         return Ok(None);
     }
@@ -321,12 +323,12 @@ fn federation(
             config.limits.max_upstream_body_bytes,
         )?
         .with_metrics(Arc::clone(metrics));
-        let bases = crate::paging::upstream_bases(upstream.base_url(), &member.aliases);
-        members.push(crate::federation::Member {
+        let bases = crate::upstream::paging::upstream_bases(upstream.base_url(), &member.aliases);
+        members.push(crate::upstream::federation::Member {
             owner,
             upstream,
             bases,
         });
     }
-    Ok(Some(crate::federation::Federation::new(members)))
+    Ok(Some(crate::upstream::federation::Federation::new(members)))
 }

@@ -4,7 +4,7 @@
 //! another, makes the patient a member.
 //!
 //! The gateway asks the upstream server the same question
-//! (`accord-gateway/src/referral.rs`); the tools answer it over resources
+//! (`accord-gateway/src/upstream/referral.rs`); the tools answer it over resources
 //! they were given (the fixture population, or what `explain --upstream`
 //! fetched). A party's Organizations are its `organization` in
 //! partners.toml, else the Organizations whose identifier matches one of
