@@ -101,7 +101,7 @@ pub async fn read_to_end(
         let started = std::time::Instant::now();
         let response = upstream.get(&target).await;
         waited.add(started.elapsed());
-        page = crate::upstream::lookup::searchset(response?)?;
+        page = searchset_page(response?)?;
     }
     let merged = json!({"resourceType": "Bundle", "type": kind, "entry": entries});
     let body = serde_json::to_vec(&merged).map_err(|_| GatewayError::internal())?;
@@ -110,6 +110,24 @@ pub async fn read_to_end(
         headers: first.headers,
         body: Bytes::from(body),
     })
+}
+
+/// A further page of a result: a 200 Bundle, or the request fails.
+fn searchset_page(response: UpstreamResponse) -> Result<Value, GatewayError> {
+    let page: Option<Value> = response
+        .status
+        .is_success()
+        .then(|| serde_json::from_slice(&response.body).ok())
+        .flatten();
+    match page {
+        Some(page) if page.get("resourceType").and_then(Value::as_str) == Some("Bundle") => {
+            Ok(page)
+        }
+        _ => {
+            tracing::warn!(status = %response.status, "upstream page unreadable");
+            Err(GatewayError::upstream_invalid())
+        }
+    }
 }
 
 #[cfg(test)]
