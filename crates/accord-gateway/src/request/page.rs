@@ -7,7 +7,7 @@
 //!
 //! - the partner's `_count` and `_offset` are taken off the request;
 //! - the upstream is read to the end (every page, up to
-//!   [`crate::paging::MAX_PAGES`]);
+//!   [`crate::upstream::paging::MAX_PAGES`]);
 //! - the filter decides on every resource, and only then is the page cut:
 //!   the released matches from `_offset`, `_count` of them, with the
 //!   released included resources that belong to them;

@@ -76,7 +76,7 @@ pub fn check_shape(request: &FhirRequest, scope: &Scope<'_>) -> Result<(), Gatew
 }
 
 /// A compartment search that was not rewritten as a type search
-/// (`compartment_search.rs`): another compartment, or every type at once.
+/// (`stages/parse/compartment.rs`): another compartment, or every type at once.
 fn compartment_refused() -> GatewayError {
     GatewayError::forbidden(
         "this compartment search is not supported; search the type with ?patient=",

@@ -11,7 +11,7 @@ use crate::error::GatewayError;
 use crate::upstream::client::{Upstream, UpstreamResponse, UpstreamWait};
 
 /// Pages the gateway reads of one search, at most (see
-/// `release_page.rs`); a result beyond them is refused, never cut short.
+/// `request/page.rs`); a result beyond them is refused, never cut short.
 pub const MAX_PAGES: usize = 20;
 
 /// The upstream's base URL and its aliases, without trailing slashes.

@@ -146,7 +146,7 @@ struct Kept<'a> {
 
 /// Filters the Bundle in `body` (already known to be one) and returns the
 /// bytes the partner sees. With a [`Page`], the gateway pages over the
-/// released matches itself (see `release_page.rs`); without one (history,
+/// released matches itself (see `request/page.rs`); without one (history,
 /// `$everything`), the upstream's paging links are passed on.
 pub(super) fn filter_envelope(
     bundle: &Envelope<'_>,
