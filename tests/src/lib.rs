@@ -278,6 +278,26 @@ impl Harness {
         PartnerClient::new(&self.pki.ca_cert_pem, None).expect("client")
     }
 
+    /// A TLS connection to the gateway, presenting `name`'s certificate
+    /// (none for `None`), for tests that write raw HTTP/1.1 bytes.
+    pub async fn raw_tls(
+        &self,
+        name: Option<&str>,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let identity = name.map(|name| &self.pki.clients[name]);
+        let config = accord_testkit::client::tls_client_config(
+            &self.pki.ca_cert_pem,
+            identity.map(|id| (id.cert_pem.as_str(), id.key_pem.as_str())),
+        )
+        .map_err(std::io::Error::other)?;
+        let tcp = tokio::net::TcpStream::connect(self.addr()).await?;
+        let server_name =
+            rustls::pki_types::ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(server_name, tcp)
+            .await
+    }
+
     /// `https://localhost:PORT/fhir/{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("{}/{path}", self.gateway.public_base())

@@ -46,6 +46,7 @@ const TYPES: &[&str] = &[
     "Condition",
     "Encounter",
     "MedicationRequest",
+    "Procedure",
     "CarePlan",
     "ServiceRequest",
     "Task",
@@ -58,6 +59,7 @@ const SEARCHABLE: &[&str] = &[
     "Condition",
     "Encounter",
     "MedicationRequest",
+    "Procedure",
     "CarePlan",
     "ServiceRequest",
 ];
@@ -73,7 +75,15 @@ const REDACTIONS: &[&str] = &[
     "Encounter.participant",
     "MedicationRequest.dosageInstruction",
 ];
-const CATEGORIES: &[&str] = &["part2", "mental-health", "restricted"];
+const CATEGORIES: &[&str] = &["part2", "mental-health", "hiv-sti", "restricted"];
+/// Members whose records a grant's `source` may name, and the
+/// Organization each is (policies/partners.toml).
+const SOURCES: &[&str] = &["riverside-bh", "maple-primary", "st-brigid"];
+const MEMBER_ORGANIZATIONS: &[(&str, &str)] = &[
+    ("Organization/org-riverside-bh", "riverside-bh"),
+    ("Organization/org-maple-primary", "maple-primary"),
+    ("Organization/org-st-brigid", "st-brigid"),
+];
 const CONSTRAINTS: &[(&str, &str, &str)] = &[
     ("Observation", "category", "laboratory"),
     ("Observation", "category", "vital-signs"),
@@ -131,6 +141,8 @@ struct Case {
     forbid_types: BTreeSet<&'static str>,
     constraint: Option<(&'static str, &'static str, &'static str)>,
     population_search: bool,
+    /// The grant's `source`: only this member's records may be released.
+    source: Option<&'static str>,
     opted_out: BTreeSet<String>,
     part2_consented: BTreeSet<String>,
 }
@@ -194,6 +206,7 @@ impl Case {
             forbid_types,
             constraint,
             population_search: rng.chance(50),
+            source: rng.chance(40).then(|| *rng.pick(SOURCES)),
             opted_out,
             part2_consented,
         }
@@ -228,7 +241,7 @@ impl Case {
         std::fs::write(dir.join("partners.toml"), partners_toml).unwrap();
         let mut toml = String::from(
             "id = \"oracle\"\nversion = 1\ntitle = \"Oracle case\"\nstatus = \"active\"\n\
-             parties = [\"maple-primary\", \"riverside-bh\"]\neffective = 2020-01-01\n\
+             parties = [\"maple-primary\", \"riverside-bh\", \"st-brigid\"]\neffective = 2020-01-01\n\
              expires = 2099-12-31\npurposes = [\"TREAT\"]\n\n[[grant]]\nid = \"g\"\n\
              recipients = [\"maple-primary\"]\n",
         );
@@ -268,6 +281,9 @@ impl Case {
             let _ = writeln!(toml, "constraints = [\"{ty}?{param}={value}\"]");
         }
         let _ = writeln!(toml, "population_search = {}", self.population_search);
+        if let Some(source) = self.source {
+            let _ = writeln!(toml, "source = \"{source}\"");
+        }
         if self.cohort.is_some() {
             toml.push_str("cohort = \"oracle-cohort\"\n");
         }
@@ -442,6 +458,15 @@ fn strings_in(value: &Value, out: &mut Vec<String>) {
     }
 }
 
+fn security_labels(resource: &Value) -> Vec<Coding> {
+    resource["meta"]["security"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| Some(Coding::new(l["system"].as_str()?, l["code"].as_str()?)))
+        .collect()
+}
+
 fn key_of(resource: &Value) -> String {
     format!(
         "{}/{}",
@@ -460,6 +485,51 @@ impl Oracle<'_> {
         };
         all_patient_refs(resource, &mut patients);
         patients
+    }
+
+    /// Whose record `resource` is, by the documented rules (policies/README
+    /// "Whose data"): the members its organization elements name (the
+    /// table counsel reads, `ORGANIZATION_ELEMENTS`), else the
+    /// `serviceProvider` of the Encounter it was recorded in; `None` unless
+    /// exactly one member is named. The fixture has no `meta.source`.
+    fn member_of(&self, resource: &Value) -> Option<&'static str> {
+        fn members(resource: &Value) -> BTreeSet<&'static str> {
+            let ty = resource["resourceType"].as_str().unwrap_or("");
+            let mut references = Vec::new();
+            let elements = accord_policy::origin::ORGANIZATION_ELEMENTS
+                .iter()
+                .find(|(t, _)| *t == ty)
+                .map_or(&[][..], |(_, e)| *e);
+            for element in elements {
+                let value = &resource[*element];
+                for item in value
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_else(|| vec![value.clone()])
+                {
+                    references.extend(item["reference"].as_str().map(str::to_owned));
+                    references.extend(item["actor"]["reference"].as_str().map(str::to_owned));
+                }
+            }
+            MEMBER_ORGANIZATIONS
+                .iter()
+                .filter(|(org, _)| references.iter().any(|r| r == org))
+                .map(|(_, member)| *member)
+                .collect()
+        }
+        let one = |named: BTreeSet<&'static str>| {
+            (named.len() == 1)
+                .then(|| named.into_iter().next())
+                .flatten()
+        };
+        let named = members(resource);
+        if !named.is_empty() {
+            return one(named);
+        }
+        let encounter = ["encounter", "context"]
+            .iter()
+            .find_map(|k| resource[*k]["reference"].as_str())?;
+        one(members(self.fixture.get(encounter)?))
     }
 
     /// Why `resource` (as the fixture holds it) must not be released, if so.
@@ -499,15 +569,40 @@ impl Oracle<'_> {
                 return Some("contains a Patient".into());
             }
         }
+        // A grant's source is about patient records; directory resources
+        // (Practitioner, Organization) follow the grant's types only (the
+        // gateway checks no policy on data of no patient).
+        if let Some(source) = self.case.source
+            && !patients.is_empty()
+        {
+            match self.member_of(resource) {
+                Some(member) if member == source => {}
+                Some(member) => {
+                    return Some(format!("{member}'s record, the grant names {source}"));
+                }
+                None => {
+                    return Some(format!(
+                        "whose record is undetermined, the grant names {source}"
+                    ));
+                }
+            }
+        }
         let mut codes = Vec::new();
         let mut code_texts = Vec::new();
         all_codings(resource, &mut codes, &mut code_texts);
-        let labels: Vec<Coding> = resource["meta"]["security"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|l| Some(Coding::new(l["system"].as_str()?, l["code"].as_str()?)))
-            .collect();
+        let mut labels = security_labels(resource);
+        // A prescription that names its drug by reference is what its
+        // Medication is: the Medication's codes and labels count, and one
+        // the fixture does not hold leaves it unclassifiable.
+        if let Some(reference) = resource["medicationReference"]["reference"].as_str()
+            && !reference.starts_with('#')
+        {
+            let Some(medication) = self.fixture.get(reference) else {
+                return Some(format!("medication {reference} unreadable"));
+            };
+            all_codings(medication, &mut codes, &mut code_texts);
+            labels.extend(security_labels(medication));
+        }
         let covered = self
             .policies
             .categories()
@@ -726,6 +821,8 @@ struct Stats {
     compared: usize,
     upstream_refused: usize,
     timeouts: usize,
+    /// Released under a grant that names a source.
+    released_under_source: usize,
     /// Generated requests per class (pages and B-vs-Z twins not counted).
     classes: BTreeMap<&'static str, usize>,
     /// B-vs-Z comparisons per class.
@@ -967,6 +1064,11 @@ fn masked(response: &PartnerResponse, patient: &str) -> (u16, String) {
 }
 
 impl Oracle<'_> {
+    /// 1 for a patient record released under a grant that names a source.
+    fn patient_record_under_source(&self, released: &Value) -> usize {
+        usize::from(self.case.source.is_some() && !Self::patients(released).is_empty())
+    }
+
     /// Checks one response; returns the next-page URL if there is one.
     fn check_response(
         &self,
@@ -1006,6 +1108,7 @@ impl Oracle<'_> {
         let body = response.json().unwrap();
         if body["resourceType"] != "Bundle" {
             stats.released += 1;
+            stats.released_under_source += self.patient_record_under_source(&body);
             self.check_released(&body, &context);
             return None;
         }
@@ -1032,6 +1135,7 @@ impl Oracle<'_> {
                 continue;
             }
             stats.released += 1;
+            stats.released_under_source += self.patient_record_under_source(&entry["resource"]);
             let url = entry["fullUrl"].as_str().unwrap_or("");
             assert!(
                 url.is_empty() || url.starts_with(h.gateway.public_base()),
@@ -1211,7 +1315,9 @@ async fn run_case(h: &Harness, rng: &mut Rng, seed: u64, index: usize, stats: &m
     h.gateway.policies().replace(policies.clone());
 
     let mut fixture = BTreeMap::new();
-    for ty in TYPES {
+    // Medications are not granted, but classify the prescriptions that
+    // name them.
+    for ty in TYPES.iter().chain(&["Medication"]) {
         for resource in h.upstream.store().all(ty) {
             fixture.insert(key_of(&resource), resource);
         }
@@ -1317,6 +1423,19 @@ async fn run_case(h: &Harness, rng: &mut Rng, seed: u64, index: usize, stats: &m
     stats.cases += 1;
 }
 
+/// The harness, with each member's `organization` named in partners.toml
+/// so that records can be placed by their organization elements.
+async fn harness() -> Harness {
+    Harness::start_with(accord_e2e::Options {
+        partner_lines: MEMBER_ORGANIZATIONS
+            .iter()
+            .map(|(org, member)| (*member, format!("organization = \"{org}\"")))
+            .collect(),
+        ..accord_e2e::Options::default()
+    })
+    .await
+}
+
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -1328,7 +1447,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 async fn nothing_leaves_that_the_policy_applied_to_the_fixture_does_not_allow() {
     let seed = env_number("ACCORD_ORACLE_SEED", 1);
     let cases = env_number("ACCORD_ORACLE_CASES", 20) as usize;
-    let h = Harness::start().await;
+    let h = harness().await;
     let mut rng = Rng(seed);
     let patients: Vec<String> = (1..=accord_e2e::PATIENTS)
         .map(population::patient_id)
@@ -1344,6 +1463,10 @@ async fn nothing_leaves_that_the_policy_applied_to_the_fixture_does_not_allow() 
         eprintln!("oracle: class {class}: {count} generated, {compared} compared B-vs-Z");
     }
     assert!(
+        stats.released_under_source > 0 || cases < 10,
+        "nothing was released under a grant that names a source: {stats:?}"
+    );
+    assert!(
         stats.released > stats.requests / 4,
         "the run released too little to mean anything: {stats:?}"
     );
@@ -1351,7 +1474,7 @@ async fn nothing_leaves_that_the_policy_applied_to_the_fixture_does_not_allow() 
 
 #[tokio::test]
 async fn a_patient_out_of_reach_is_answered_byte_for_byte_like_one_with_no_data() {
-    let h = Harness::start().await;
+    let h = harness().await;
     let outside = population::patient_id(2);
     let opted_out = population::patient_id(3);
     let members: BTreeSet<String> = [1, 3, 4]
@@ -1368,6 +1491,7 @@ async fn a_patient_out_of_reach_is_answered_byte_for_byte_like_one_with_no_data(
         forbid_types: BTreeSet::new(),
         constraint: None,
         population_search: false,
+        source: None,
         opted_out: [opted_out.clone()].into(),
         part2_consented: BTreeSet::new(),
     };

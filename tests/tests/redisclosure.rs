@@ -58,24 +58,30 @@ fn consent(patient: &str) -> String {
     )
 }
 
+/// The generator's substance-use disorders in SNOMED CT (alcohol, opioid,
+/// cannabis dependence): another organization's record of one is coded so
+/// alone.
+const SUD_SNOMED: &[&str] = &["66590003", "75544000", "85005007"];
+
 fn is_sud(condition: &Value) -> bool {
     condition["code"]["coding"]
         .as_array()
         .into_iter()
         .flatten()
         .any(|c| {
-            c["system"] == "http://hl7.org/fhir/sid/icd-10-cm"
-                && c["code"]
-                    .as_str()
-                    .is_some_and(|code| code.starts_with("F1"))
+            let code = c["code"].as_str().unwrap_or("");
+            (c["system"] == "http://hl7.org/fhir/sid/icd-10-cm" && code.starts_with("F1"))
+                || (c["system"] == "http://snomed.info/sct" && SUD_SNOMED.contains(&code))
         })
 }
 
-/// Hypertension, diabetes, asthma: not sensitive.
+/// Hypertension, diabetes, asthma: not sensitive (coded in ICD-10-CM
+/// outside chapter F, unlabelled).
 fn is_chronic(condition: &Value) -> bool {
-    condition["code"]["coding"][0]["code"]
-        .as_str()
-        .is_some_and(|code| !code.starts_with('F'))
+    condition["code"]["coding"][0]["system"] == "http://hl7.org/fhir/sid/icd-10-cm"
+        && condition["code"]["coding"][0]["code"]
+            .as_str()
+            .is_some_and(|code| !code.starts_with('F'))
         && condition["meta"]["security"].is_null()
 }
 

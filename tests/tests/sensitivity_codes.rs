@@ -416,3 +416,72 @@ codes = ["LOCAL-17"]
     );
     assert_eq!(status(&h, "riverside-bh", &consented).await, 200);
 }
+
+#[tokio::test]
+async fn drugs_and_disorders_the_older_value_sets_miss_are_recognised_by_name() {
+    // Codes no table lists (placeholders): what counts is the ingredient or
+    // disorder the display names, added to tools/sensitivity/terms.csv from
+    // the gap review (DHHS antiretroviral guidelines, FDA lofexidine
+    // approval, DSM-5 "use disorder" names, C2S drug-screen analytes).
+    let h = harness(&[]).await;
+    let p = h.patient();
+    let subject = json!({"reference": format!("Patient/{p}")});
+    let drug = |display: &str| {
+        prescription(
+            &p,
+            json!({"medicationCodeableConcept": concept(RXNORM, "999999902", display)}),
+        )
+    };
+    let records = [
+        (
+            "doravirine",
+            create(&h, drug("doravirine 100 MG Oral Tablet")),
+        ),
+        (
+            "maraviroc",
+            create(&h, drug("maraviroc 150 MG Oral Tablet [Selzentry]")),
+        ),
+        (
+            "lenacapavir",
+            create(&h, drug("lenacapavir 300 MG Oral Tablet")),
+        ),
+        (
+            "lofexidine",
+            create(&h, drug("lofexidine 0.18 MG Oral Tablet")),
+        ),
+        (
+            "opioid use disorder",
+            create(
+                &h,
+                condition(
+                    &p,
+                    concept(
+                        SNOMED,
+                        "999999903",
+                        "Moderate opioid use disorder (disorder)",
+                    ),
+                ),
+            ),
+        ),
+        (
+            "urine buprenorphine",
+            create(
+                &h,
+                json!({"resourceType": "Observation", "status": "final", "subject": subject,
+                    "code": concept(LOINC, "99999-9", "Norbuprenorphine [Presence] in Urine by Confirmatory method")}),
+            ),
+        ),
+    ];
+    for (what, path) in &records {
+        assert_eq!(
+            status(&h, "st-brigid", path).await,
+            404,
+            "{what} ({path}) released to st-brigid"
+        );
+        assert_eq!(
+            status(&h, "riverside-bh", path).await,
+            200,
+            "{what} ({path}) withheld from riverside-bh"
+        );
+    }
+}

@@ -19,6 +19,7 @@ use std::fs;
 use std::io::{self, Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::merkle::{Hash, leaf_hash};
 use crate::record::AuditRecord;
 use crate::segment::{self, SEGMENTS_DIR, segment_name};
 
@@ -69,6 +70,8 @@ pub struct Located {
     pub segment: u64,
     /// Byte offset of its frame in that segment.
     pub offset: u64,
+    /// Its Merkle leaf hash (of the bytes as written).
+    pub leaf: Hash,
 }
 
 /// The indexes of one audit directory.
@@ -142,6 +145,14 @@ impl Index {
         &self.dir
     }
 
+    pub(crate) fn backend_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, IndexError> {
+        self.backend.get(key)
+    }
+
+    pub(crate) fn backend_put(&self, key: &[u8], value: Vec<u8>) -> Result<(), IndexError> {
+        self.backend.write_batch(vec![(key.to_vec(), value)])
+    }
+
     /// The next sequence number this index expects (1 when empty).
     pub fn next_seq(&self) -> Result<u64, IndexError> {
         Ok(self
@@ -161,6 +172,7 @@ impl Index {
         // Posting prefix → this batch's sequence numbers, ascending.
         let mut postings: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
         let mut locations = Vec::with_capacity(records.len());
+        let mut leaves = Vec::with_capacity(records.len() * 32);
         for located in records.iter().filter(|l| l.record.seq >= start) {
             if located.record.seq != next {
                 return Err(IndexError::Log(format!(
@@ -172,6 +184,7 @@ impl Index {
                 postings.entry(prefix).or_default().push(next);
             }
             locations.push((located.segment, located.offset));
+            leaves.extend_from_slice(&located.leaf.0);
             next += 1;
         }
         if locations.is_empty() {
@@ -182,6 +195,7 @@ impl Index {
             entries.push((keys::with_seq(prefix, start), keys::pack_seqs(start, &seqs)));
         }
         entries.push((keys::location_key(start), keys::pack_locations(&locations)));
+        entries.push((keys::leaf_key(start), leaves));
         entries.push((keys::META_NEXT.to_vec(), next.to_be_bytes().to_vec()));
         self.backend.write_batch(entries)
     }
@@ -288,6 +302,79 @@ impl Index {
 
     /// Reads record `seq` from its segment through the location index.
     pub fn read(&self, seq: u64) -> Result<Option<AuditRecord>, IndexError> {
+        Ok(self.read_frame(seq)?.map(|(record, _)| record))
+    }
+
+    /// Reads record `seq` and says whether its bytes still hash to the
+    /// leaf indexed for it (`Some(false)`: changed since it was indexed;
+    /// `None`: no leaf indexed).
+    pub fn read_checked(
+        &self,
+        seq: u64,
+    ) -> Result<Option<(AuditRecord, Option<bool>)>, IndexError> {
+        let Some((record, leaf)) = self.read_frame(seq)? else {
+            return Ok(None);
+        };
+        let indexed = self.leaf(seq)?;
+        Ok(Some((record, indexed.map(|i| i == leaf))))
+    }
+
+    /// The leaf hash indexed for record `seq`.
+    pub fn leaf(&self, seq: u64) -> Result<Option<Hash>, IndexError> {
+        let Some((key, value)) = self.backend.floor(&[keys::LEAF], &keys::leaf_key(seq))? else {
+            return Ok(None);
+        };
+        let at = keys::seq_of(&key)
+            .and_then(|batch| seq.checked_sub(batch))
+            .and_then(|n| usize::try_from(n).ok())
+            .and_then(|n| n.checked_mul(32));
+        Ok(at
+            .and_then(|at| value.get(at..at.checked_add(32)?))
+            .and_then(Hash::from_slice))
+    }
+
+    /// The leaf hashes indexed for records `from..=to`, in order; a record
+    /// with no leaf (unreadable when indexed) gives `None`.
+    pub fn leaves(&self, from: u64, to: u64) -> Result<Vec<(u64, Option<Hash>)>, IndexError> {
+        let mut out = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        let start = match self.backend.floor(&[keys::LEAF], &keys::leaf_key(from))? {
+            Some((key, _)) => key,
+            None => keys::leaf_key(from),
+        };
+        let end = keys::leaf_key(to.saturating_add(1));
+        let mut next = from;
+        for (key, value) in self.backend.scan(&start, Some(&end))? {
+            let Some(batch) = keys::seq_of(&key) else {
+                continue;
+            };
+            for (i, chunk) in value.chunks_exact(32).enumerate() {
+                let seq = batch + i as u64;
+                if seq < next {
+                    continue;
+                }
+                if seq > to {
+                    break;
+                }
+                while next < seq {
+                    out.push((next, None));
+                    next += 1;
+                }
+                out.push((seq, Hash::from_slice(chunk)));
+                next = seq + 1;
+            }
+        }
+        while next <= to {
+            out.push((next, None));
+            next += 1;
+        }
+        Ok(out)
+    }
+
+    /// Reads record `seq` and the leaf hash of its bytes.
+    fn read_frame(&self, seq: u64) -> Result<Option<(AuditRecord, Hash)>, IndexError> {
         let Some((key, value)) = self
             .backend
             .floor(&[keys::LOCATION], &keys::location_key(seq))?
@@ -300,7 +387,7 @@ impl Index {
         else {
             return Ok(None);
         };
-        read_at(&self.dir, segment, offset, seq).map(Some)
+        read_leaf_at(&self.dir, segment, offset, seq).map(Some)
     }
 
     /// Indexes whatever the log holds past [`next_seq`](Self::next_seq);
@@ -345,6 +432,7 @@ impl Index {
                     record,
                     segment: seg.first_seq,
                     offset: frame.offset,
+                    leaf: frame.leaf,
                 });
                 if batch.len() == CATCH_UP_BATCH {
                     self.add(&batch)?;
@@ -469,6 +557,16 @@ fn damage_entry(segment: &str, d: &segment::Damaged) -> (Vec<u8>, Vec<u8>) {
 
 /// Reads and checks the frame at `offset` of segment `segment`.
 pub fn read_at(dir: &Path, segment: u64, offset: u64, seq: u64) -> Result<AuditRecord, IndexError> {
+    read_leaf_at(dir, segment, offset, seq).map(|(record, _)| record)
+}
+
+/// [`read_at`], with the leaf hash of the record's bytes.
+fn read_leaf_at(
+    dir: &Path,
+    segment: u64,
+    offset: u64,
+    seq: u64,
+) -> Result<(AuditRecord, Hash), IndexError> {
     let path = dir.join(SEGMENTS_DIR).join(segment_name(segment));
     let mut file = fs::File::open(&path).map_err(io_err("open segment"))?;
     file.seek(SeekFrom::Start(offset))
@@ -501,5 +599,5 @@ pub fn read_at(dir: &Path, segment: u64, offset: u64, seq: u64) -> Result<AuditR
             record.seq
         )));
     }
-    Ok(record)
+    Ok((record, leaf_hash(&payload)))
 }

@@ -14,7 +14,9 @@
 //! does no async I/O (no tokio, no hyper) and never rewrites a record.
 
 pub mod cosign;
+pub mod gap;
 pub mod index;
+pub mod integrity;
 pub mod merkle;
 pub mod note;
 pub mod proof;

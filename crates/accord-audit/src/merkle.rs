@@ -12,6 +12,10 @@ use std::fmt;
 
 use ring::digest::{Context, SHA256, digest};
 
+mod compact;
+
+pub use compact::RightEdge;
+
 /// A SHA-256 hash.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Hash(pub [u8; 32]);

@@ -70,15 +70,19 @@ pub fn prove(dir: &Path, seq: u64) -> Result<InclusionProof, AuditError> {
             .rev()
             .map(|(_, note)| note),
     );
+    let signed: Vec<Checkpoint> = notes
+        .iter()
+        .filter_map(|note| Checkpoint::parse_note(note).ok())
+        .collect();
     let usable = notes.into_iter().find_map(|note| {
         let cp = Checkpoint::parse_note(&note).ok()?;
         (cp.size >= seq && log.tree.root_at(cp.size) == Some(cp.root)).then_some((note, cp))
     });
     let Some((note, cp)) = usable else {
-        let why = log.unquarantined().next().map_or_else(
-            || "the log does not match its signed checkpoints".to_owned(),
-            ToString::to_string,
-        );
+        let why = log
+            .unquarantined()
+            .next()
+            .map_or_else(|| first_mismatch(&log.tree, signed), ToString::to_string);
         return Err(AuditError::Corrupt(format!(
             "record {seq} cannot be proved: no signed checkpoint covering it can be checked ({why})"
         )));
@@ -101,6 +105,34 @@ pub fn prove(dir: &Path, seq: u64) -> Result<InclusionProof, AuditError> {
         proof: proof.iter().map(Hash::to_hex).collect(),
         checkpoint: note,
     })
+}
+
+/// Names the records between the last checkpoint the log still matches
+/// and the first it does not.
+fn first_mismatch(tree: &crate::merkle::Tree, mut signed: Vec<Checkpoint>) -> String {
+    signed.sort_by_key(|cp| cp.size);
+    let mut matched = 0;
+    for cp in signed {
+        match tree.root_at(cp.size) {
+            Some(root) if root == cp.root => matched = matched.max(cp.size),
+            Some(_) => {
+                return format!(
+                    "records {}–{} do not match the signed checkpoint of {} records: one of them was changed, removed, added or reordered after it was signed",
+                    matched + 1,
+                    cp.size,
+                    cp.size
+                );
+            }
+            None => {
+                return format!(
+                    "the signed checkpoint of {} records covers more than the {} records the log holds (records removed or the log rolled back)",
+                    cp.size,
+                    tree.size()
+                );
+            }
+        }
+    }
+    "the log does not match its signed checkpoints".to_owned()
 }
 
 /// Checks `proof` with the public key alone; returns the checkpoint it

@@ -12,52 +12,19 @@
 use std::fs;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::merkle::{Hash, leaf_hash, sha256};
+use crate::merkle::sha256;
 use crate::note::Signer;
 use crate::record::{AuditRecord, DecisionKind};
-use crate::store::read::{DamagedRange, LogContents, read_log};
+use crate::store::read::{DamagedRange, read_log};
 use crate::store::{AuditStore, StoreOptions, sync_dir};
 use crate::{AuditError, segment};
 
+// The note's types live in a leaf module the reader and the record use too.
+pub use crate::gap::{Gap, Note, QuarantinedSegment, placeholder};
+
 pub const QUARANTINE_DIR: &str = "quarantine";
-
-/// The `quarantine` field of a quarantine note.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Note {
-    /// Who set the records aside.
-    pub operator: String,
-    pub reason: String,
-    pub segments: Vec<QuarantinedSegment>,
-    pub gaps: Vec<Gap>,
-}
-
-/// A damaged segment, left in place and copied aside.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuarantinedSegment {
-    /// File name in `segments/`.
-    pub name: String,
-    /// SHA-256 of the file as quarantined (hex).
-    pub sha256: String,
-    /// The copy, relative to the audit directory.
-    pub copy: String,
-}
-
-/// Records set aside.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Gap {
-    pub segment: String,
-    pub first_seq: u64,
-    pub last_seq: u64,
-    pub offset: u64,
-    pub bytes: u64,
-    pub what: String,
-}
 
 /// What `quarantine` did.
 #[derive(Debug, Clone)]
@@ -67,45 +34,6 @@ pub struct Report {
     pub note: Note,
     /// The checkpoint signed over the note.
     pub checkpoint: String,
-}
-
-/// The leaf a quarantined record counts as in the Merkle tree.
-pub fn placeholder(seq: u64) -> Hash {
-    leaf_hash(format!("accord audit: quarantined record {seq}").as_bytes())
-}
-
-/// The quarantine note in a record's bytes, if it is one.
-pub(crate) fn note_in(payload: &[u8]) -> Option<Note> {
-    const FIELD: &[u8] = b"\"quarantine\":{";
-    payload
-        .windows(FIELD.len())
-        .any(|w| w == FIELD)
-        .then_some(())?;
-    serde_json::from_slice::<AuditRecord>(payload)
-        .ok()?
-        .quarantine
-}
-
-/// Marks the damage in segments a quarantine note names (and whose bytes
-/// are still those quarantined) as quarantined.
-pub(crate) fn mark(log: &mut LogContents) -> Result<(), AuditError> {
-    for (_, note) in &log.quarantines {
-        for seg in &note.segments {
-            let path = log.damaged.iter().map(|d| d.segment.clone()).find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy() == seg.name)
-            });
-            let Some(path) = path else { continue };
-            let bytes = segment::read_file(&path).map_err(|e| AuditError::io("read segment", e))?;
-            if sha256(&bytes).to_hex() != seg.sha256 {
-                continue;
-            }
-            for d in log.damaged.iter_mut().filter(|d| d.segment == path) {
-                d.quarantined = true;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Sets the damaged records of the log in `dir` aside (see the module

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use time::{Duration, OffsetDateTime};
 
 use crate::index::{Field, Index, IndexError};
+use crate::integrity;
 use crate::record::{AuditRecord, DecisionKind};
 
 /// What to look for; every given field must match.
@@ -262,6 +263,80 @@ impl Filter {
 
 /// Records matching `filter`, in log order.
 pub fn query(index: &Index, filter: &Filter) -> Result<Vec<AuditRecord>, IndexError> {
+    select(index, filter, |seq| index.read(seq))
+}
+
+/// What a checked query returns: every matching record, and in plain
+/// words anything about them that does not match the signed checkpoints.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    pub records: Vec<AuditRecord>,
+    pub warnings: Vec<String>,
+}
+
+/// [`query`], with every returned record checked against the latest
+/// signed checkpoint (see [`crate::integrity`]): the answer still holds
+/// every matching record, and its warnings name those that do not match
+/// and the checkpoint.
+pub fn checked(index: &Index, filter: &Filter) -> Result<Answer, IndexError> {
+    let integrity = integrity::check(index)?;
+    let mut changed = Vec::new();
+    let records = select(index, filter, |seq| {
+        Ok(index.read_checked(seq)?.map(|(record, matches)| {
+            if matches == Some(false) {
+                changed.push(seq);
+            }
+            record
+        }))
+    })?;
+    let mut warnings: Vec<String> = integrity.problems.iter().map(ToString::to_string).collect();
+    for problem in &integrity.problems {
+        let inside: Vec<String> = records
+            .iter()
+            .map(|r| r.seq)
+            .filter(|seq| *seq >= problem.first_seq && *seq <= problem.last_seq)
+            .map(|seq| seq.to_string())
+            .collect();
+        if !inside.is_empty() {
+            warnings.push(format!(
+                "records in this answer among them: {}",
+                inside.join(", ")
+            ));
+        }
+    }
+    let after: Vec<u64> = records
+        .iter()
+        .map(|r| r.seq)
+        .filter(|seq| integrity.unchecked(*seq) && integrity.mismatch_at(*seq).is_none())
+        .collect();
+    if let (Some(first), Some(last)) = (after.first(), after.last()) {
+        warnings.push(format!(
+            "{} records in this answer ({first}–{last}) come after the mismatch and could not be checked: every later checkpoint covers it",
+            after.len()
+        ));
+    }
+    for seq in changed {
+        let against = if seq <= integrity.checked {
+            format!(
+                "the signed checkpoint of {} records",
+                integrity.checked.max(integrity.latest)
+            )
+        } else {
+            "the log as it was indexed".to_owned()
+        };
+        warnings.push(format!(
+            "record {seq} does not match {against}: its bytes were changed after it was written"
+        ));
+    }
+    Ok(Answer { records, warnings })
+}
+
+/// The records matching `filter`, each read with `read`.
+fn select(
+    index: &Index,
+    filter: &Filter,
+    mut read: impl FnMut(u64) -> Result<Option<AuditRecord>, IndexError>,
+) -> Result<Vec<AuditRecord>, IndexError> {
     let mut sets: Vec<Vec<u64>> = Vec::new();
     let exact = [
         (Field::Patient, filter.patient.as_deref()),
@@ -298,7 +373,7 @@ pub fn query(index: &Index, filter: &Filter) -> Result<Vec<AuditRecord>, IndexEr
         if filter.limit.is_some_and(|l| out.len() >= l) {
             break;
         }
-        match index.read(seq)? {
+        match read(seq)? {
             Some(record) if filter.matches(&record) => out.push(record),
             Some(_) => {}
             None => {

@@ -91,7 +91,7 @@ pub struct AuditRecord {
     /// Set only on a quarantine note: the log's own record that an operator
     /// set damaged records aside (`accord audit quarantine`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quarantine: Option<crate::quarantine::Note>,
+    pub quarantine: Option<crate::gap::Note>,
     /// `intent` on the record a write leaves *before* it is forwarded (no
     /// record, no effect: a write whose intent cannot be recorded is never
     /// sent); its outcome is the request's own record, which names the

@@ -31,6 +31,7 @@ mod encoded;
 pub mod key;
 pub mod read;
 pub mod recover;
+pub mod space;
 pub mod witnessed;
 mod writer;
 
@@ -63,6 +64,10 @@ pub struct StoreOptions {
     pub index: bool,
     /// Told each new signed checkpoint (the gateway's witness client).
     pub on_checkpoint: Option<OnCheckpoint>,
+    /// Fault injection for tests: a disk of this many free bytes
+    /// ([`space::DiskBudget`]); `None` (always, outside tests): the real
+    /// disk only.
+    pub disk: Option<Arc<space::DiskBudget>>,
 }
 
 /// A [`CheckpointHook`] in [`StoreOptions`].
@@ -111,6 +116,7 @@ impl Default for StoreOptions {
             signing_key: None,
             index: true,
             on_checkpoint: None,
+            disk: None,
         }
     }
 }
@@ -137,7 +143,11 @@ impl AuditStore {
         fs::create_dir_all(dir.join(SEGMENTS_DIR))
             .map_err(|e| AuditError::io("create audit directory", e))?;
         let (signer, key_created) = match (options.signer, &options.signing_key) {
-            (Some(signer), _) => (signer, false),
+            (Some(signer), _) => {
+                // Readers check records against checkpoints with it.
+                key::publish(dir, &signer)?;
+                (signer, false)
+            }
             (None, Some(path)) => key::load_or_create(path, dir)?,
             (None, None) => {
                 return Err(AuditError::Key(
@@ -169,6 +179,7 @@ impl AuditStore {
             checkpoint_interval: options.checkpoint_interval,
             max_batch: options.max_batch.max(1),
             on_checkpoint: options.on_checkpoint.map(|h| h.0),
+            disk: options.disk,
         };
         let writer = writer::Writer::start(config, recovered, signer)?;
         let (tx, rx) = mpsc::channel();

@@ -27,7 +27,7 @@ impl Follower {
 
     /// Starts after the last record now in the log.
     pub fn at_end(dir: &Path) -> Result<Self, AuditError> {
-        let size = crate::read_log(dir)?.tree.size();
+        let size = crate::store::read::read_log_leaves(dir)?.tree.size();
         Ok(Follower::new(dir, size))
     }
 

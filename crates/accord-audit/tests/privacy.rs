@@ -247,6 +247,7 @@ fn located(dir: &Path) -> Vec<Located> {
                 record: serde_json::from_slice(&frame.payload).unwrap(),
                 segment: seg.first_seq,
                 offset: frame.offset,
+                leaf: frame.leaf,
             });
         }
     }

@@ -257,3 +257,55 @@ fn export_writes_validated_audit_events_and_reindex_rebuilds() {
         vec![4, 8, 12]
     );
 }
+
+/// An insider's edit of record `seq` (partner `maple` → `fakes`, same
+/// length) with its checksum recomputed, so the frame reads as sound.
+fn tamper(dir: &Path, seq: u64) {
+    use accord_audit::segment;
+    let seg = segment::list(dir).unwrap().unwrap().remove(0);
+    let mut bytes = std::fs::read(&seg.path).unwrap();
+    let frame = segment::scan(&seg, &bytes)
+        .frames
+        .into_iter()
+        .find(|f| f.seq == seq)
+        .unwrap();
+    let text = String::from_utf8(frame.payload).unwrap();
+    let edited = text.replace("\"partner\":\"maple\"", "\"partner\":\"fakes\"");
+    assert_ne!(edited, text);
+    let mut framed = Vec::new();
+    segment::encode_frame(edited.as_bytes(), &mut framed);
+    let at = usize::try_from(frame.offset).unwrap();
+    bytes[at..at + framed.len()].copy_from_slice(&framed);
+    std::fs::write(&seg.path, bytes).unwrap();
+}
+
+#[test]
+fn query_and_reindex_warn_on_a_tampered_signed_record_and_still_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Closing signs a checkpoint over all 40 records.
+    write_log(tmp.path(), 0..40).close();
+    tamper(tmp.path(), 11);
+    let out = accord(tmp.path(), &["query", "--json"]);
+    let records: Vec<AuditRecord> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(records.len(), 40, "every record is still answered");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: record 11 does not match"),
+        "query names the changed record: {err}"
+    );
+    let out = accord(tmp.path(), &["reindex"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: records 1–40 do not match the signed checkpoint of 40 records"),
+        "reindex names the records and the checkpoint: {err}"
+    );
+    let out = accord(
+        tmp.path(),
+        &["disclosures", "--patient", "Patient/3", "--format", "text"],
+    );
+    assert!(
+        stdout(&out).contains("WARNING: records 1–40 do not match"),
+        "{}",
+        stdout(&out)
+    );
+}

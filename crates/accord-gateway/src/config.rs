@@ -91,6 +91,10 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest total size of request headers (bytes).
     pub max_header_bytes: usize,
+    /// Most header lines a request may carry. The HTTP parser's own table
+    /// holds four times as many, so a request over this limit still reaches
+    /// the gateway and gets an OperationOutcome and an audit record.
+    pub max_headers: usize,
     /// Largest upstream response body accepted (bytes).
     pub max_upstream_body_bytes: usize,
     /// Time allowed for a TLS handshake.
@@ -109,6 +113,11 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Connections served at once; further ones wait to be accepted.
     pub max_connections: usize,
+    /// Connections one partner may hold at once (clients without a partner
+    /// certificate share one such allowance). A connection over it is
+    /// closed after its TLS handshake, so one partner's slow connections
+    /// cannot take every one of `max_connections`.
+    pub max_connections_per_partner: usize,
 }
 
 // === impl GatewayConfig ===
@@ -171,12 +180,14 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 4 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
+            max_headers: 100,
             max_upstream_body_bytes: 64 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_connections_per_partner: 128,
         }
     }
 }

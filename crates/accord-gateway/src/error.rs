@@ -185,6 +185,15 @@ impl GatewayError {
         )
     }
 
+    pub fn too_many_headers(limit: usize) -> Self {
+        Self::new(
+            ErrorSource::Partner,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            IssueType::TooLong,
+            format!("a request may carry at most {limit} header lines"),
+        )
+    }
+
     /// The body did not arrive within `gateway.limits.body_read_timeout`.
     pub fn body_too_slow(limit: std::time::Duration) -> Self {
         Self::new(

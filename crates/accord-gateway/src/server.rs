@@ -14,6 +14,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use ring::rand::SystemRandom;
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -30,11 +31,19 @@ use crate::upstream::client::{Upstream, UpstreamConfigError};
 use crate::upstream::consent_feed::{ConsentFeed, FeedError};
 
 mod certs;
+mod malformed;
+mod partner_slots;
 
 pub use certs::ServerCerts;
+pub use partner_slots::{Holder, PartnerSlots};
 
 /// hyper refuses read buffers smaller than this.
 const MIN_HTTP_BUFFER: usize = 8192;
+/// hyper's header table holds this many times `limits.max_headers`, so the
+/// gateway's own limit is the one partners meet.
+const HYPER_HEADERS_FACTOR: usize = 4;
+/// hyper's own default table size.
+const MIN_HYPER_HEADERS: usize = 100;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +226,7 @@ async fn accept_loop(
 ) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(gateway.limits.max_connections.max(1)));
+    let per_partner = PartnerSlots::new(gateway.limits.max_connections_per_partner);
     loop {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             break;
@@ -238,8 +248,9 @@ async fn accept_loop(
         let acceptor = TlsAcceptor::from(certs.current());
         let gateway = Arc::clone(&gateway);
         let watcher = graceful.watcher();
+        let per_partner = Arc::clone(&per_partner);
         tokio::spawn(async move {
-            serve_connection(tcp, peer, acceptor, gateway, watcher).await;
+            serve_connection(tcp, peer, acceptor, gateway, &per_partner, watcher).await;
             drop(slot);
         });
     }
@@ -258,6 +269,7 @@ async fn serve_connection(
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     gateway: Arc<Gateway>,
+    per_partner: &Arc<PartnerSlots>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let _ = tcp.set_nodelay(true);
@@ -283,7 +295,29 @@ async fn serve_connection(
         client_pin: client_cert.and_then(|cert| spki_pin(cert.as_ref())),
         client_cert_sha256: client_cert.map(|cert| cert_fingerprint(cert.as_ref())),
     });
+    let holder = connection
+        .client_pin
+        .as_ref()
+        .and_then(|pin| {
+            let policies = gateway.policies.current();
+            policies.partner_by_pin(pin).map(|p| p.id.clone())
+        })
+        .map_or(Holder::Unidentified, Holder::Partner);
+    let Some(_slot) = per_partner.take(holder.clone()) else {
+        // No request has been read, so there is nothing to audit: the
+        // connection is closed before any, and its global slot freed.
+        tracing::warn!(
+            %peer,
+            holder = %holder,
+            limit = per_partner.limit(),
+            "connection refused: the partner holds gateway.limits.max_connections_per_partner connections"
+        );
+        let mut tls = tls;
+        let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+        return;
+    };
     let limits = gateway.limits.clone();
+    let (audit_gateway, audit_connection) = (Arc::clone(&gateway), Arc::clone(&connection));
     let service = service_fn(move |request| {
         let gateway = Arc::clone(&gateway);
         let connection = Arc::clone(&connection);
@@ -296,10 +330,23 @@ async fn serve_connection(
         // the handler and get an OperationOutcome; beyond twice that,
         // hyper answers 431 itself.
         .max_buf_size((limits.max_header_bytes * 2).max(MIN_HTTP_BUFFER))
+        // Likewise for the number of header lines (hyper's default is 100,
+        // answered with an empty 431 the gateway never saw).
+        .max_headers(
+            limits
+                .max_headers
+                .saturating_mul(HYPER_HEADERS_FACTOR)
+                .max(MIN_HYPER_HEADERS),
+        )
         .keep_alive(true);
     let connection = watcher.watch(http.serve_connection(TokioIo::new(tls), service));
     if let Err(e) = connection.await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        match malformed::answered_status(&e) {
+            Some(status) => {
+                malformed::audit_refusal(&audit_gateway, &audit_connection, &e, status).await;
+            }
+            None => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+        }
     }
 }
 

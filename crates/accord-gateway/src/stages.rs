@@ -239,7 +239,7 @@ impl Gateway {
         Ok(Some((narrowed.fhir, narrowed.body)))
     }
 
-    fn request_id(&self) -> String {
+    pub(crate) fn request_id(&self) -> String {
         let mut bytes = [0u8; 12];
         if self.random.fill(&mut bytes).is_err() {
             // The system RNG failing is not a reason to refuse service; ids

@@ -21,6 +21,13 @@
 //! - vital-sign and laboratory `Observation`s, `MedicationRequest`s
 //!   (buprenorphine, naltrexone, sertraline, lisinopril, metformin),
 //!   `CarePlan`s, referral `ServiceRequest` + `Task` pairs between partners;
+//! - records coded as EHRs code them, beside ICD-10-CM: CPT `Procedure`s
+//!   (SBIRT, psychotherapy, ECG, ...), RxNorm products inline and by
+//!   `medicationReference` to a `Medication` (buprenorphine/naloxone,
+//!   bictegravir/emtricitabine/tenofovir, sertraline, metformin), LOINC
+//!   opiate screens and HIV viral loads, SNOMED CT-only Conditions (another
+//!   organization's unlabelled record of a substance-use disorder; HIV
+//!   infection for a few patients) — see `coded.rs`;
 //! - `Consent`: Part 2 permits (with `provision.securityLabel` ETH and the
 //!   recipient organizations as actors) for most, not all, clinic patients
 //!   with a SUD; general opt-outs (`provision.type` deny) for a few patients;
@@ -29,6 +36,7 @@
 
 mod care;
 mod clinical;
+mod coded;
 mod codes;
 mod dates;
 mod json;

@@ -16,6 +16,9 @@
 //!                                  → delta-varint seqs (first delta from `batch`)
 //! o ‖ batch → (segment, offset) of records batch, batch+1, …  (zigzag-delta
 //!             varints; record `seq` is under the greatest `o` key ≤ seq)
+//! h ‖ batch → the Merkle leaf hashes (32 bytes each) of records batch,
+//!             batch+1, … as indexed (the signed tree's leaves, checked
+//!             against checkpoints by `integrity`)
 //! m ‖ name → value                                 index bookkeeping
 //! ```
 //!
@@ -32,16 +35,21 @@ pub const DECISION: u8 = b'd';
 pub const TIME: u8 = b't';
 pub const LOCATION: u8 = b'o';
 pub const META: u8 = b'm';
+pub const LEAF: u8 = b'h';
 /// `x ‖ len:u16 ‖ segment name ‖ offset (u64 BE)` → what is unreadable there.
 pub const DAMAGE: u8 = b'x';
 
 /// The next sequence number to index.
 pub const META_NEXT: &[u8] = b"mnext";
+/// How far the indexed leaves were checked against a signed checkpoint:
+/// the tree's right edge at that size (see `merkle::RightEdge::encode`).
+pub const META_CHECKED: &[u8] = b"mchecked";
 /// The key layout version the index was written with.
 pub const META_FORMAT: &[u8] = b"mformat";
 /// The layout this code writes (1: one key per record and field, before
-/// grouping; it carried no `mformat` key). Any other is rebuilt from the log.
-pub const FORMAT: u64 = 2;
+/// grouping; it carried no `mformat` key; 2: without leaf hashes). Any
+/// other is rebuilt from the log.
+pub const FORMAT: u64 = 3;
 
 /// `tag ‖ len ‖ value` (a prefix of the full key).
 pub fn text_prefix(tag: u8, value: &str) -> Vec<u8> {
@@ -102,6 +110,10 @@ pub fn seq_of(key: &[u8]) -> Option<u64> {
 
 pub fn location_key(seq: u64) -> Vec<u8> {
     with_seq(vec![LOCATION], seq)
+}
+
+pub fn leaf_key(seq: u64) -> Vec<u8> {
+    with_seq(vec![LEAF], seq)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {

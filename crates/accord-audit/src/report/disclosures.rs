@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::{csv_line, html_escape, purpose_text};
 use crate::index::{Index, IndexError};
-use crate::query::{Filter, query};
+use crate::query::{Filter, checked};
 use crate::record::{AuditRecord, DecisionKind};
 
 /// The sensitivity entry that puts a disclosure on the §2.24 list: the
@@ -58,6 +58,10 @@ pub struct Accounting {
     pub generated: OffsetDateTime,
     /// Every permitted release of the patient's data, oldest first.
     pub disclosures: Vec<Disclosure>,
+    /// Records of the log that do not match its signed checkpoints, in
+    /// words: the disclosures above still list every record found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Builds the accounting for `patient` from the indexes.
@@ -73,7 +77,9 @@ pub fn accounting(
         since,
         ..Filter::default()
     };
-    let disclosures = query(index, &filter)?
+    let answer = checked(index, &filter)?;
+    let disclosures = answer
+        .records
         .iter()
         .filter_map(|r| disclosure(r, patient))
         .collect();
@@ -82,6 +88,7 @@ pub fn accounting(
         since,
         generated: now,
         disclosures,
+        warnings: answer.warnings,
     })
 }
 
@@ -159,6 +166,12 @@ impl Accounting {
             self.since.map_or_else(|| "start of log".into(), date),
             date(self.generated)
         );
+        for warning in &self.warnings {
+            out.push_str(&format!("WARNING: {warning}\n"));
+        }
+        if !self.warnings.is_empty() {
+            out.push('\n');
+        }
         if self.disclosures.is_empty() {
             out.push_str("No disclosures recorded.\n");
         }
@@ -244,6 +257,12 @@ impl Accounting {
             e(&self.since.map_or_else(|| "start of log".into(), date)),
             e(&date(self.generated))
         ));
+        for warning in &self.warnings {
+            out.push_str(&format!(
+                "<p><strong>Warning:</strong> {}</p>\n",
+                e(warning)
+            ));
+        }
         out.push_str(&table(self.disclosures.iter(), true));
         let part2: Vec<&Disclosure> = self.part2().collect();
         if !part2.is_empty() {

@@ -10,7 +10,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
 use crate::AuditError;
@@ -116,10 +115,16 @@ pub(crate) struct Appender {
     len: u64,
     /// A write failed; the file may hold part of it past `len`.
     dirty: bool,
+    /// Fault injection: a small disk (tests).
+    disk: Option<std::sync::Arc<crate::store::space::DiskBudget>>,
 }
 
 impl Appender {
-    pub fn open(dir: &Path, len: u64) -> Result<Self, AuditError> {
+    pub fn open(
+        dir: &Path,
+        len: u64,
+        disk: Option<std::sync::Arc<crate::store::space::DiskBudget>>,
+    ) -> Result<Self, AuditError> {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -130,6 +135,7 @@ impl Appender {
             file,
             len,
             dirty: false,
+            disk,
         })
     }
 
@@ -141,10 +147,10 @@ impl Appender {
             self.cut()
                 .map_err(|e| AuditError::io("cut failed checkpoint", e))?;
         }
-        let written = self
-            .file
-            .write_all_at(frame, self.len)
-            .and_then(|()| self.file.sync_data());
+        let growth = frame.len() as u64;
+        let written =
+            crate::store::space::write_at(self.disk.as_ref(), &self.file, frame, self.len, growth)
+                .and_then(|()| self.file.sync_data());
         match written {
             Ok(()) => {
                 self.len += frame.len() as u64;

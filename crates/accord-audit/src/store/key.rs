@@ -121,7 +121,7 @@ pub fn write_key_pair(path: &Path, signer: &Signer) -> Result<(), AuditError> {
 
 /// Puts the public key into the audit directory (`signing.pub`) when it is
 /// missing or different.
-fn publish(audit_dir: &Path, signer: &Signer) -> Result<(), AuditError> {
+pub(crate) fn publish(audit_dir: &Path, signer: &Signer) -> Result<(), AuditError> {
     let text = format!("{}\n", signer.verifier().encode());
     let path = audit_dir.join(PUBLIC_KEY_FILE);
     if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {

@@ -4,15 +4,15 @@
 //! (segment, record numbers, byte offset, what is wrong). The Merkle tree
 //! runs as far as the records can be placed: up to the first unreadable
 //! record, or further where an operator quarantined the damage (its
-//! records then count as [`quarantine::placeholder`] leaves, which the
+//! records then count as [`placeholder`] leaves, which the
 //! checkpoints signed after the quarantine cover).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::AuditError;
-use crate::merkle::Tree;
-use crate::quarantine::{self, Note};
+use crate::gap::{Note, placeholder};
+use crate::merkle::{Tree, sha256};
 use crate::record::AuditRecord;
 use crate::segment::{self, Damaged, Frame, Tail};
 
@@ -105,6 +105,25 @@ impl LogContents {
 /// Reads every segment. Only a file in `segments/` that is no segment is
 /// an error; damage inside segments is listed in [`LogContents::damaged`].
 pub fn read_log(dir: &Path) -> Result<LogContents, AuditError> {
+    read_log_with(dir, Payloads::Keep)
+}
+
+/// [`read_log`] keeping each frame's number, place and leaf but not its
+/// bytes: what opening the store needs. One segment at a time is in
+/// memory, not the whole log (≈ 140 bytes a record stay: the frame's
+/// place and leaf, and the Merkle tree).
+pub(crate) fn read_log_leaves(dir: &Path) -> Result<LogContents, AuditError> {
+    read_log_with(dir, Payloads::Drop)
+}
+
+/// Whether [`read_log_with`] keeps the records' bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payloads {
+    Keep,
+    Drop,
+}
+
+fn read_log_with(dir: &Path, payloads: Payloads) -> Result<LogContents, AuditError> {
     let segments = segment::list(dir)
         .map_err(|e| AuditError::io("list segments", e))?
         .map_err(|d| AuditError::Corrupt(d.to_string()))?;
@@ -155,10 +174,14 @@ pub fn read_log(dir: &Path) -> Result<LogContents, AuditError> {
                 });
                 continue;
             }
-            if let Some(note) = quarantine::note_in(&frame.payload) {
+            if let Some(note) = note_in(&frame.payload) {
                 out.quarantines.push((frame.seq, note));
             }
             top = frame.seq;
+            let mut frame = frame;
+            if payloads == Payloads::Drop {
+                frame.payload = Vec::new();
+            }
             out.frames.push(frame);
         }
         let next_first = segments.get(i + 1).map(|s| s.first_seq);
@@ -206,9 +229,43 @@ pub fn read_log(dir: &Path) -> Result<LogContents, AuditError> {
             _ => top,
         };
     }
-    quarantine::mark(&mut out)?;
+    mark_quarantined(&mut out)?;
     out.tree = build_tree(&out);
     Ok(out)
+}
+
+/// The quarantine note in a record's bytes, if it is one.
+fn note_in(payload: &[u8]) -> Option<Note> {
+    const FIELD: &[u8] = b"\"quarantine\":{";
+    payload
+        .windows(FIELD.len())
+        .any(|w| w == FIELD)
+        .then_some(())?;
+    serde_json::from_slice::<AuditRecord>(payload)
+        .ok()?
+        .quarantine
+}
+
+/// Marks the damage in segments a quarantine note names (and whose bytes
+/// are still those quarantined) as quarantined.
+fn mark_quarantined(log: &mut LogContents) -> Result<(), AuditError> {
+    for (_, note) in &log.quarantines {
+        for seg in &note.segments {
+            let path = log.damaged.iter().map(|d| d.segment.clone()).find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy() == seg.name)
+            });
+            let Some(path) = path else { continue };
+            let bytes = segment::read_file(&path).map_err(|e| AuditError::io("read segment", e))?;
+            if sha256(&bytes).to_hex() != seg.sha256 {
+                continue;
+            }
+            for d in log.damaged.iter_mut().filter(|d| d.segment == path) {
+                d.quarantined = true;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The tree over records 1, 2, … as far as each can be placed.
@@ -220,7 +277,7 @@ fn build_tree(log: &LogContents) -> Tree {
             if !log.damaged.iter().any(|d| d.quarantined && d.covers(seq)) {
                 return tree;
             }
-            tree.push(quarantine::placeholder(seq));
+            tree.push(placeholder(seq));
         }
         tree.push(frame.leaf);
     }

@@ -15,7 +15,7 @@ use crate::AuditError;
 use crate::merkle::Tree;
 use crate::note::Verifier;
 use crate::segment::{self, SEGMENTS_DIR, SegmentFile, segment_name};
-use crate::store::read::{LogContents, TornTail, read_log};
+use crate::store::read::{LogContents, TornTail, read_log_leaves};
 use crate::store::{LATEST_CHECKPOINT_FILE, sync_dir};
 
 /// What the writer starts from.
@@ -60,7 +60,8 @@ pub fn signed_size(dir: &Path, verifier: &Verifier) -> Result<u64, AuditError> {
 /// Opens for writing: refuses evidence, cuts a torn tail, checks the latest
 /// checkpoint.
 pub(crate) fn recover(dir: &Path, verifier: &Verifier) -> Result<Recovered, AuditError> {
-    let log = read_log(dir)?;
+    // Leaves only: the records' bytes are not kept while the log is read.
+    let log = read_log_leaves(dir)?;
     if let Some(damage) = log.unquarantined().next() {
         return Err(corrupt(format!(
             "the audit log is damaged: {} ({} more damaged ranges); {WAY_ON}",

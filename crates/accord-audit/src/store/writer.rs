@@ -29,6 +29,7 @@ use crate::record::AuditRecord;
 use crate::segment::{SEGMENTS_DIR, SegmentFile, encode_frame, header, segment_name};
 use crate::store::checkpoints::Appender;
 use crate::store::recover::Recovered;
+use crate::store::space::{self, RESERVE_MARGIN};
 use crate::store::{LATEST_CHECKPOINT_FILE, sync_dir, write_durably};
 
 pub(crate) use crate::store::encoded::{Encoded, SEQ_DIGITS};
@@ -67,6 +68,8 @@ pub(crate) struct Config {
     pub checkpoint_interval: Duration,
     pub max_batch: usize,
     pub on_checkpoint: Option<CheckpointHook>,
+    /// Fault injection: a small disk (tests).
+    pub disk: Option<std::sync::Arc<space::DiskBudget>>,
 }
 
 pub(crate) struct Writer {
@@ -91,7 +94,8 @@ pub(crate) struct Writer {
 impl Writer {
     pub fn start(config: Config, recovered: Recovered, signer: Signer) -> Result<Self, AuditError> {
         let file = open_segment(&recovered.active)?;
-        let checkpoints = Appender::open(&config.dir, recovered.checkpoints_len)?;
+        let checkpoints =
+            Appender::open(&config.dir, recovered.checkpoints_len, config.disk.clone())?;
         let reserved = file
             .metadata()
             .map_err(|e| AuditError::io("stat segment", e))?
@@ -189,20 +193,31 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
+        let end = self.len + buffer.len() as u64;
         let written = self
             .undo_failed_write()
-            .and_then(|()| self.file.write_all_at(&buffer, self.len))
+            .and_then(|()| {
+                let growth = end.saturating_sub(self.reserved);
+                space::write_at(
+                    self.config.disk.as_ref(),
+                    &self.file,
+                    &buffer,
+                    self.len,
+                    growth,
+                )
+            })
             .and_then(|()| self.reserve(self.len + buffer.len() as u64))
             .and_then(|()| self.file.sync_data());
         match written {
             Ok(()) => {
                 self.len += buffer.len() as u64;
                 self.reserved = self.reserved.max(self.len);
-                for leaf in leaves {
-                    self.tree.push(leaf);
+                for leaf in &leaves {
+                    self.tree.push(*leaf);
                 }
                 let mut located = Vec::with_capacity(batch.len());
-                for ((i, append), offset) in batch.into_iter().enumerate().zip(offsets) {
+                let placed = batch.into_iter().enumerate().zip(offsets).zip(leaves);
+                for (((i, append), offset), leaf) in placed {
                     let seq = first_seq + i as u64;
                     (append.reply)(Ok(seq));
                     if self.config.index.is_some() {
@@ -214,6 +229,7 @@ impl Writer {
                             record,
                             segment: self.active.first_seq,
                             offset,
+                            leaf,
                         });
                     }
                 }
@@ -252,17 +268,33 @@ impl Writer {
 
     /// Makes sure zeros follow `end`: writes the next chunk of them (capped
     /// at the segment size) when the records reach the reserved space's end.
-    /// Synced together with the records that needed it.
+    /// Synced together with the records that needed it. With less than a
+    /// chunk free, a small margin will do: records that fit are never
+    /// refused for want of a whole chunk.
     fn reserve(&mut self, end: u64) -> io::Result<()> {
         if end < self.reserved {
             return Ok(());
         }
-        let target = (end + RESERVE_CHUNK).min(self.config.segment_size);
-        if target > end {
-            let zeros = vec![0u8; usize::try_from(target - end).unwrap_or(0)];
-            self.file.write_all_at(&zeros, end)?;
-            self.reserved = target;
+        let chunk = self.zeros(end, (end + RESERVE_CHUNK).min(self.config.segment_size));
+        match chunk {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::debug!(error = %e, "less than a reserve chunk free; keeping a margin only");
+                let margin = (end + RESERVE_MARGIN).min(self.config.segment_size);
+                self.zeros(end, margin).map_err(|_| e)
+            }
         }
+    }
+
+    /// Writes zeros over `[end, target)`.
+    fn zeros(&mut self, end: u64, target: u64) -> io::Result<()> {
+        if target <= end {
+            return Ok(());
+        }
+        space::take(self.config.disk.as_ref(), target - end)?;
+        let zeros = vec![0u8; usize::try_from(target - end).unwrap_or(0)];
+        self.file.write_all_at(&zeros, end)?;
+        self.reserved = target;
         Ok(())
     }
 
@@ -320,6 +352,8 @@ impl Writer {
         let mut frame = Vec::with_capacity(note.len() + 8);
         encode_frame(note.as_bytes(), &mut frame);
         self.checkpoints.append(&frame)?;
+        space::take(self.config.disk.as_ref(), note.len() as u64)
+            .map_err(|e| AuditError::io("write latest checkpoint", e))?;
         write_durably(
             &self.config.dir.join(LATEST_CHECKPOINT_FILE),
             note.as_bytes(),

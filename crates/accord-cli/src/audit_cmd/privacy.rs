@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::output::outln;
-use accord_audit::query::{FilterText, Known, parse_time, query};
+use accord_audit::query::{FilterText, Known, checked, parse_time};
 use accord_audit::report::table::{self, COLUMNS, row};
 use accord_audit::report::{accounting, audit_events, validate_audit_event};
 use accord_audit::{AuditRecord, Index};
@@ -88,6 +88,14 @@ fn borrow(dir: &Path) -> anyhow::Result<accord_audit::index::Borrowed> {
     Ok(index)
 }
 
+/// Says on standard error what does not match the signed checkpoints;
+/// the answer on standard output still holds every record.
+fn warn_all(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("warning: {warning} (see `accord audit verify`)");
+    }
+}
+
 pub fn run_query(dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
     let filter = FilterText {
         patient: args.patient,
@@ -106,7 +114,9 @@ pub fn run_query(dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
         .check_known(&Known::from_index(&index)?)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = Instant::now();
-    let records = query(&index, &filter)?;
+    let answer = checked(&index, &filter)?;
+    warn_all(&answer.warnings);
+    let records = answer.records;
     let took = started.elapsed();
     let format = if args.json {
         TableFormat::Json
@@ -171,6 +181,7 @@ pub fn run_disclosures(
     let since = time_arg(since, now)?;
     let index = borrow(dir)?;
     let report = accounting(&index, patient, since, now)?;
+    warn_all(&report.warnings);
     let text = match format {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
@@ -196,12 +207,24 @@ pub fn run_export(
         until.map(|t| t.unix_timestamp() + i64::from(t.nanosecond() > 0)),
     )?;
     seqs.sort_unstable();
+    warn_all(
+        &accord_audit::integrity::check(&index)?
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+    );
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut events = 0u64;
     for seq in seqs {
-        let Some(record) = index.read(seq)? else {
+        let Some((record, matches)) = index.read_checked(seq)? else {
             bail!("the index lists record {seq} but not where it is (run `accord audit reindex`)");
         };
+        if matches == Some(false) {
+            warn_all(&[format!(
+                "record {seq} does not match the log as it was indexed: its bytes were changed after it was written"
+            )]);
+        }
         if since.is_some_and(|t| record.time < t) || until.is_some_and(|t| record.time >= t) {
             continue;
         }
@@ -221,10 +244,21 @@ pub fn run_reindex(dir: &Path) -> anyhow::Result<()> {
     let index = borrow(dir)?;
     let started = Instant::now();
     let records = index.rebuild()?;
+    let took = started.elapsed();
+    let integrity = accord_audit::integrity::check(&index)?;
+    warn_all(
+        &integrity
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+    );
     outln!(
-        "reindexed {records} records in {:.1} s ({})",
-        started.elapsed().as_secs_f64(),
-        dir.join(accord_audit::index::INDEX_DIR).display()
+        "reindexed {records} records in {:.1} s ({}); records 1–{} match the signed checkpoints (the latest covers {} records)",
+        took.as_secs_f64(),
+        dir.join(accord_audit::index::INDEX_DIR).display(),
+        integrity.checked,
+        integrity.latest
     )?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::care::{self, Referral, ReferralState};
 use super::clinical::{self, Prescription, Visit, VisitClass};
+use super::coded;
 use super::codes::{
     self, CHRONIC, Diagnosis, FAMILY, GIVEN_FEMALE, GIVEN_MALE, MENTAL_HEALTH, MRN, STREETS,
     SUBSTANCE_USE, Sensitivity,
@@ -42,6 +43,15 @@ struct Chart {
     patient: String,
     next: u32,
     out: Vec<Value>,
+}
+
+impl coded::Sink for Chart {
+    fn id(&mut self, prefix: &str) -> String {
+        Chart::id(self, prefix)
+    }
+    fn push(&mut self, resource: Value) {
+        self.out.push(resource);
+    }
 }
 
 impl Chart {
@@ -95,6 +105,19 @@ pub(crate) fn generate(seed: u64, n: usize) -> PatientRecords {
     plan_care(&mut chart, &care, &diagnoses);
     refer(&mut rng, &mut chart, &care, &visits, &diagnoses);
     consent(&mut rng, &mut chart, &care, managing, &visits, &diagnoses);
+    // Records coded beyond ICD-10-CM, from their own stream (see coded.rs).
+    let mut coded_rng = Rng::for_stream(seed ^ coded::STREAM, n as u64);
+    let made: Vec<coded::Made<'_>> = diagnoses
+        .iter()
+        .map(|d| coded::Made {
+            condition_id: &d.id,
+            diagnosis: d.diagnosis,
+            visit: &d.visit,
+            labels: d.labels,
+        })
+        .collect();
+    let patient = chart.patient.clone();
+    coded::generate(&mut coded_rng, &mut chart, &patient, &visits, &made);
 
     PatientRecords {
         id: chart.patient,

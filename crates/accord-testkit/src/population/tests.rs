@@ -97,6 +97,8 @@ fn asks_for_500_gets_500_patients_with_ids_and_meta() {
         "Condition",
         "Observation",
         "MedicationRequest",
+        "Medication",
+        "Procedure",
         "CarePlan",
         "ServiceRequest",
         "Task",
@@ -348,5 +350,69 @@ fn committed_fixtures_match_the_generator() {
             want == got,
             "fixtures/population/{name} drifted from the generator; regenerate it"
         );
+    }
+}
+
+#[test]
+fn records_are_also_coded_as_ehrs_code_them() {
+    let population = generate(7, 500);
+    let codes_of = |ty: &str, field: &str| -> BTreeSet<(String, String)> {
+        population
+            .of_type(ty)
+            .flat_map(|r| codings(&r[field]))
+            .map(|(s, c)| (s.to_owned(), c.to_owned()))
+            .collect()
+    };
+    let has = |set: &BTreeSet<(String, String)>, system: &str, code: &str| {
+        set.contains(&(system.to_owned(), code.to_owned()))
+    };
+    let procedures = codes_of("Procedure", "code");
+    for cpt in ["99408", "90834", "93000"] {
+        assert!(
+            has(&procedures, "http://www.ama-assn.org/go/cpt", cpt),
+            "no CPT {cpt}"
+        );
+    }
+    let medications = codes_of("Medication", "code");
+    let inline = codes_of("MedicationRequest", "medicationCodeableConcept");
+    for product in ["1010600", "1999667", "860975"] {
+        let rxnorm = "http://www.nlm.nih.gov/research/umls/rxnorm";
+        assert!(
+            has(&medications, rxnorm, product),
+            "no Medication {product}"
+        );
+        assert!(has(&inline, rxnorm, product), "no inline {product}");
+    }
+    let results = codes_of("Observation", "code");
+    for loinc in ["19295-5", "20447-9"] {
+        assert!(has(&results, "http://loinc.org", loinc), "no LOINC {loinc}");
+    }
+    // SNOMED CT-only problems, unlabelled: Part 2 and HIV data found by
+    // code alone.
+    let snomed_only: Vec<&Value> = population
+        .of_type("Condition")
+        .filter(|c| {
+            codings(&c["code"])
+                .iter()
+                .all(|(s, _)| *s == "http://snomed.info/sct")
+        })
+        .collect();
+    for code in ["86406008", "75544000"] {
+        assert!(
+            snomed_only.iter().any(|c| codings(&c["code"])
+                .contains(&("http://snomed.info/sct", code))
+                && !has_label(c, ETH)),
+            "no unlabelled SNOMED CT-only {code}"
+        );
+    }
+    // Every medicationReference names a Medication of the population.
+    let references: Vec<&str> = population
+        .of_type("MedicationRequest")
+        .filter_map(|r| r["medicationReference"]["reference"].as_str())
+        .collect();
+    assert!(references.len() > 10, "{}", references.len());
+    for reference in references {
+        let id = reference.strip_prefix("Medication/").unwrap();
+        assert!(population.get("Medication", id).is_some(), "{reference}");
     }
 }

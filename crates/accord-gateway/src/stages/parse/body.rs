@@ -10,8 +10,13 @@ use crate::config::Limits;
 use crate::error::GatewayError;
 use crate::stages::BoxError;
 
-/// Refuses headers (with the request line) over `limits.max_header_bytes`.
+/// Refuses more header lines than `limits.max_headers`, and headers (with
+/// the request line) over `limits.max_header_bytes`.
 pub(super) fn check_header_size(parts: &Parts, limits: &Limits) -> Result<(), GatewayError> {
+    // `len` counts every value, so a name repeated 200 times is 200.
+    if parts.headers.len() > limits.max_headers {
+        return Err(GatewayError::too_many_headers(limits.max_headers));
+    }
     let size: usize = parts
         .headers
         .iter()
