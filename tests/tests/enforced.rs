@@ -52,7 +52,6 @@ async fn searches_must_name_a_patient_and_may_not_reach_around_the_policy() {
         (format!("Observation?patient:not={p}"), "modifier"),
         (format!("Observation?patient={p}&_summary=count"), "counts"),
         ("Observation/_history".to_owned(), "interaction"),
-        (format!("Patient/{p}/Observation"), "compartment"),
         (format!("Patient/{p}/$export"), "interaction"),
     ] {
         let response = get(&h, "maple-primary", &path).await;

@@ -85,11 +85,24 @@ async fn a_search_merges_every_members_server_and_a_source_keeps_to_its_own() {
         .filter(|o| o["subject"]["reference"] == format!("Patient/{p}").as_str())
         .count();
     assert!(riverside_count > 0);
-    // Small pages upstream: the gateway reads every page of both servers.
-    let merged = h
+    // The gateway reads every page of both servers, and pages over the
+    // merged, released result itself.
+    let small = h
         .client("maple-primary")
         .get(
             &h.url(&format!("Observation?patient={p}&_count=2")),
+            "TREAT",
+        )
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ids(&small).len(), 2, "{small}");
+    assert_eq!(small["total"], riverside_count + 5, "{small}");
+    let merged = h
+        .client("maple-primary")
+        .get(
+            &h.url(&format!("Observation?patient={p}&_count=200")),
             "TREAT",
         )
         .await

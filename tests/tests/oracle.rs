@@ -152,7 +152,7 @@ impl Case {
         let mut types: BTreeSet<&'static str> = rng.subset(TYPES, 60).into_iter().collect();
         types.insert(*rng.pick(SEARCHABLE));
         let mut interactions = vec!["read", "search"];
-        interactions.extend(rng.subset(&["vread", "$everything"], 60));
+        interactions.extend(rng.subset(&["vread", "$everything", "update"], 60));
         let redactions = rng.subset(REDACTIONS, 35);
         let cohort = match rng.below(3) {
             0 => None,
@@ -548,6 +548,22 @@ impl Oracle<'_> {
         if let Some(p) = patients.iter().find(|p| !self.case.in_reach(p)) {
             return Some(format!("patient {p} out of reach"));
         }
+        // A grant's constraint says what may be released, in any position.
+        if let Some((constrained, "category", value)) = self.case.constraint
+            && constrained == ty_name
+            && self.case.types.contains(constrained)
+        {
+            let categories: Vec<&Value> = resource["category"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["coding"].as_array().into_iter().flatten())
+                .map(|c| &c["code"])
+                .collect();
+            if !categories.iter().any(|c| *c == value) {
+                return Some(format!("outside the constraint category={value}"));
+            }
+        }
         for inner in resource["contained"].as_array().into_iter().flatten() {
             if inner["resourceType"] == "Patient" {
                 return Some("contains a Patient".into());
@@ -807,56 +823,122 @@ struct Stats {
     timeouts: usize,
     /// Released under a grant that names a source.
     released_under_source: usize,
+    /// Generated requests per class (pages and B-vs-Z twins not counted).
+    classes: BTreeMap<&'static str, usize>,
+    /// B-vs-Z comparisons per class.
+    compared_by_class: BTreeMap<&'static str, usize>,
 }
 
-/// A random request the partner might send, as a path below the base, and
-/// the patient it names if it names exactly one.
+/// One generated request: a path below the base (a GET), or `PUT path`
+/// (the body is the fixture's resource), or `BATCH a,b,c` (a batch of
+/// reads); the patient it names if it names exactly one; its class.
+struct Probe {
+    path: String,
+    patient: Option<String>,
+    class: &'static str,
+}
+
+/// Search and sort parameters that read a redactable element:
+/// (redacted path, searched type, parameter, value).
+const REDACTED_PARAMS: &[(&str, &str, &str, &str)] = &[
+    ("Patient.address", "Patient", "address-city", "Springfield"),
+    ("Patient.telecom", "Patient", "phone", "555-0100"),
+    ("Patient.birthDate", "Patient", "birthdate", "ge1970"),
+    ("Patient.name", "Patient", "family", "Doe"),
+    ("Patient.name", "Patient", "_sort", "-family"),
+    (
+        "Observation.value[x]",
+        "Observation",
+        "value-quantity",
+        "gt5",
+    ),
+    (
+        "Observation.performer",
+        "Observation",
+        "performer",
+        "Practitioner/x",
+    ),
+    (
+        "Encounter.participant",
+        "Encounter",
+        "practitioner",
+        "Practitioner/x",
+    ),
+];
+
+/// Malformed or unknown parameters a server refuses.
+const INVALID_PARAMS: &[&str] = &[
+    "_count=abc",
+    "_count=-1",
+    "_summary=bogus",
+    "_elements=na..me",
+    "bogus-parameter=1",
+    "_sort=bogus-parameter",
+    "_total=maybe",
+    "date=yesterday",
+];
+
+/// A random request the partner might send.
 fn random_request(
     rng: &mut Rng,
     case: &Case,
     patients: &[String],
     fixture: &BTreeMap<String, Value>,
-) -> (String, Option<String>) {
+) -> Probe {
     let patient = if rng.chance(10) {
         NO_SUCH_PATIENT.to_owned()
     } else {
         rng.pick(patients).clone()
     };
     let granted: Vec<&str> = case.types.iter().copied().collect();
-    let ty = if rng.chance(80) {
-        *rng.pick(&granted)
-    } else {
-        *rng.pick(TYPES)
+    let ty = match case.constraint {
+        // Reads that violate a constraint are a class of their own.
+        Some((constrained, _, _)) if rng.chance(30) => constrained,
+        _ if rng.chance(80) => *rng.pick(&granted),
+        _ => *rng.pick(TYPES),
     };
     let searchable = if SEARCHABLE.contains(&ty) {
         ty
     } else {
         *rng.pick(SEARCHABLE)
     };
-    match rng.below(12) {
-        0 => (format!("Patient/{patient}"), Some(patient)),
+    let probe = |path: String, patient: Option<String>, class| Probe {
+        path,
+        patient,
+        class,
+    };
+    let of_type = |ty: &str| -> Vec<&String> {
+        fixture
+            .keys()
+            .filter(|k| k.starts_with(&format!("{ty}/")))
+            .collect()
+    };
+    match rng.below(18) {
+        0 => probe(format!("Patient/{patient}"), Some(patient), "read-patient"),
         1 | 2 => {
-            let of_type: Vec<&String> = fixture
-                .keys()
-                .filter(|k| k.starts_with(&format!("{ty}/")))
-                .collect();
+            let of_type = of_type(ty);
             if of_type.is_empty() {
-                return (format!("{ty}/none"), None);
+                return probe(format!("{ty}/none"), None, "read-by-id");
             }
             let key = rng.pick(&of_type);
             if rng.chance(30) {
-                (format!("{key}/_history/1"), None)
+                probe(format!("{key}/_history/1"), None, "read-by-id")
             } else {
-                ((*key).clone(), None)
+                probe((*key).clone(), None, "read-by-id")
             }
         }
-        3 => (format!("Patient/{patient}/$everything"), Some(patient)),
+        3 => probe(
+            format!("Patient/{patient}/$everything"),
+            Some(patient),
+            "everything",
+        ),
         4 => {
             // Several patients at once.
             let other = rng.pick(patients);
-            (
+            probe(
                 format!("{searchable}?patient={patient},{other}&_count=200"),
                 None,
+                "several-patients",
             )
         }
         5 => {
@@ -866,23 +948,27 @@ fn random_request(
                 "Condition" => "&category=problem-list-item",
                 _ => "",
             };
-            (format!("{searchable}?_count=50{extra}"), None)
+            probe(format!("{searchable}?_count=50{extra}"), None, "population")
         }
-        6 => (
+        6 => probe(
             format!("{searchable}?patient={patient}&_include={searchable}:patient&_count=200"),
             Some(patient),
+            "include",
         ),
-        7 => (
+        7 => probe(
             format!("Patient?_id={patient}&_revinclude={searchable}:patient"),
             Some(patient),
+            "revinclude",
         ),
-        8 => (
+        8 => probe(
             format!("{searchable}?patient={patient}&_summary=count"),
             Some(patient),
+            "summary-count",
         ),
-        9 => (
+        9 => probe(
             format!("{searchable}?patient={patient}&_elements=id,code"),
             Some(patient),
+            "elements",
         ),
         10 => {
             let spelling = *rng.pick(&[
@@ -891,14 +977,67 @@ fn random_request(
                 "subject:Patient=",
                 "patient=",
             ]);
-            (
+            probe(
                 format!("{searchable}?{spelling}{patient}&_count=3&_total=accurate"),
                 Some(patient),
+                "spellings",
             )
         }
-        _ => (
+        11 => {
+            // Paging over a mix of patients in and out of reach.
+            let other = rng.pick(patients);
+            let count = 1 + rng.below(2);
+            probe(
+                format!("{searchable}?patient={other},{patient}&_count={count}"),
+                Some(patient),
+                "paging-mixed",
+            )
+        }
+        12 => {
+            let invalid = *rng.pick(INVALID_PARAMS);
+            probe(
+                format!("{searchable}?patient={patient}&{invalid}"),
+                Some(patient),
+                "invalid-param",
+            )
+        }
+        13 => {
+            let (_, ty, param, value) = *rng.pick(REDACTED_PARAMS);
+            let named = if ty == "Patient" { "_id" } else { "patient" };
+            probe(
+                format!("{ty}?{named}={patient}&{param}={value}"),
+                Some(patient),
+                "redacted-param",
+            )
+        }
+        14 => probe(
+            format!("Patient/{patient}/{searchable}?_count=2"),
+            Some(patient),
+            "compartment",
+        ),
+        15 => {
+            let mut reads = Vec::new();
+            for _ in 0..3 {
+                let of_type = of_type(ty);
+                if let Some(key) = (!of_type.is_empty()).then(|| rng.pick(&of_type)) {
+                    reads.push((*key).clone());
+                }
+            }
+            probe(format!("BATCH {}", reads.join(",")), None, "batch-reads")
+        }
+        16 => {
+            // An update of an existing resource, unchanged.
+            let of_type = of_type(ty);
+            if of_type.is_empty() {
+                return probe(format!("{ty}/none"), None, "read-by-id");
+            }
+            let key = rng.pick(&of_type);
+            probe(format!("PUT {key}"), None, "write-existing")
+        }
+        _ => probe(
             format!("{searchable}?patient={patient}&_count=200"),
             Some(patient),
+            "patient-search",
         ),
     }
 }
@@ -960,6 +1099,12 @@ impl Oracle<'_> {
             stats.refused += 1;
             return None;
         }
+        // A write whose stored copy the partner may not see is answered
+        // with its status alone.
+        if response.text().is_empty() {
+            stats.refused += 1;
+            return None;
+        }
         let body = response.json().unwrap();
         if body["resourceType"] != "Bundle" {
             stats.released += 1;
@@ -970,7 +1115,8 @@ impl Oracle<'_> {
         let mut matches = 0usize;
         let mut searched = None;
         if let Some((ty, _)) = path.split_once('?') {
-            searched = Some(ty.to_owned());
+            // `Patient/1/Observation?...` searches Observations.
+            searched = ty.rsplit('/').next().map(str::to_owned);
         }
         for entry in body["entry"].as_array().into_iter().flatten() {
             if entry["search"]["mode"] == "outcome" {
@@ -979,6 +1125,13 @@ impl Oracle<'_> {
                     entry["resource"]["resourceType"], "OperationOutcome",
                     "{context}: an outcome entry that is not an OperationOutcome"
                 );
+                continue;
+            }
+            // A batch entry that was refused carries no resource (or only
+            // an outcome).
+            if entry["resource"].is_null()
+                || entry["resource"]["resourceType"] == "OperationOutcome"
+            {
                 continue;
             }
             stats.released += 1;
@@ -1000,11 +1153,25 @@ impl Oracle<'_> {
             }
             self.check_released(&entry["resource"], &context);
         }
+        let paged = body["link"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|l| l["relation"] == "next" || l["relation"] == "previous");
         if let Some(total) = body["total"].as_u64() {
-            assert_eq!(
-                total as usize, matches,
-                "{context}: total is not the released matches"
-            );
+            // The gateway pages over released matches: one page holds them
+            // all unless there are links to others.
+            if paged {
+                assert!(
+                    total as usize >= matches,
+                    "{context}: total {total} below the {matches} on this page"
+                );
+            } else {
+                assert_eq!(
+                    total as usize, matches,
+                    "{context}: total is not the released matches"
+                );
+            }
             if let Some(ty) = &searched {
                 let bound = self.releasable_count(ty, None);
                 assert!(
@@ -1020,6 +1187,118 @@ impl Oracle<'_> {
             .find(|l| l["relation"] == "next")
             .and_then(|l| l["url"].as_str())
             .map(str::to_owned)
+    }
+}
+
+/// Sends a probe (see [`Probe`]) and follows `next` links (up to four
+/// pages); returns each page's path and response.
+async fn send_and_follow(
+    h: &Harness,
+    client: &accord_testkit::client::PartnerClient,
+    path: &str,
+    fixture: &BTreeMap<String, Value>,
+) -> Vec<(String, PartnerResponse)> {
+    let headers = [
+        ("X-Purpose-Of-Use", PURPOSE),
+        ("Content-Type", "application/fhir+json"),
+    ];
+    if let Some(key) = path.strip_prefix("PUT ") {
+        // The fixture's resource unchanged (or, for `-none`, as another id).
+        let original = key.trim_end_matches("-none");
+        let mut body = fixture[original].clone();
+        body["id"] = json!(key.split_once('/').unwrap().1);
+        let response = client
+            .send(
+                http::Method::PUT,
+                &h.url(key),
+                &headers,
+                Some(serde_json::to_vec(&body).unwrap()),
+            )
+            .await
+            .unwrap();
+        return vec![(key.to_owned(), response)];
+    }
+    if let Some(reads) = path.strip_prefix("BATCH ") {
+        let entries: Vec<Value> = reads
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(|r| json!({"request": {"method": "GET", "url": r}}))
+            .collect();
+        let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": entries});
+        let response = client
+            .send(
+                http::Method::POST,
+                &h.url(""),
+                &headers,
+                Some(serde_json::to_vec(&bundle).unwrap()),
+            )
+            .await
+            .unwrap();
+        return vec![(String::new(), response)];
+    }
+    let mut pages = Vec::new();
+    let mut url = h.url(path);
+    for _ in 0..4 {
+        let response = client.get(&url, PURPOSE).await.unwrap();
+        let next = response.json().ok().and_then(|body| {
+            body["link"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|l| l["relation"] == "next")
+                .and_then(|l| l["url"].as_str())
+                .map(str::to_owned)
+        });
+        pages.push((path.to_owned(), response));
+        match next {
+            Some(next) => url = next,
+            None => break,
+        }
+    }
+    pages
+}
+
+impl Oracle<'_> {
+    /// Whether the partner may change the resource at `key`: updates are
+    /// granted for its type and every patient it belongs to is in reach.
+    fn may_write(&self, key: &str) -> bool {
+        let ty = key.split('/').next().unwrap_or("");
+        self.case.interactions.contains(&"update")
+            && self.case.readable(ty)
+            && Self::patients(&self.fixture[key])
+                .iter()
+                .all(|p| self.case.in_reach(p))
+    }
+
+    /// What a class of request must be answered with, whoever it names.
+    fn check_class(&self, probe: &Probe, response: &PartnerResponse, context: &str) {
+        match probe.class {
+            "invalid-param" => assert_eq!(
+                response.status,
+                400,
+                "{context}: an invalid parameter was not refused: {}",
+                response.text()
+            ),
+            "redacted-param" => {
+                let (redacted, ty, param, _) = REDACTED_PARAMS
+                    .iter()
+                    .find(|(_, ty, param, _)| {
+                        probe.path.starts_with(&format!("{ty}?"))
+                            && probe.path.contains(&format!("&{param}="))
+                    })
+                    .copied()
+                    .unwrap();
+                if self.case.types.contains(ty) && self.case.redactions.contains(&redacted) {
+                    assert_ne!(
+                        response.status,
+                        200,
+                        "{context}: `{param}` reads redacted {redacted}: {}",
+                        response.text()
+                    );
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -1050,54 +1329,95 @@ async fn run_case(h: &Harness, rng: &mut Rng, seed: u64, index: usize, stats: &m
     };
     let client = h.client(PARTNER);
     for _ in 0..20 {
-        let (path, patient) = random_request(rng, &case, &patients, &fixture);
+        let probe = random_request(rng, &case, &patients, &fixture);
+        let path = probe.path.clone();
+        *stats.classes.entry(probe.class).or_default() += 1;
         let context = format!("seed {seed} case {index}: {path}\n{case:?}");
-        let mut url = h.url(&path);
-        let mut first = None;
-        for _page in 0..4 {
-            let response = client.get(&url, PURPOSE).await.unwrap();
+        let stored_version = |key: &str| {
+            let (ty, id) = key.split_once('/').unwrap();
+            h.upstream
+                .store()
+                .read(ty, id)
+                .map(|r| r["meta"]["versionId"].clone())
+        };
+        let written = path.strip_prefix("PUT ").map(str::to_owned);
+        let before = written.as_deref().map(stored_version);
+        let pages = send_and_follow(h, &client, &path, &fixture).await;
+        stats.requests += pages.len();
+        for (page_path, response) in &pages {
+            let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                oracle.check_response(h, page_path, response, stats);
+            }));
+            checked.unwrap_or_else(|_| panic!("{context}"));
+        }
+        let Some((_, first)) = pages.first() else {
+            continue;
+        };
+        oracle.check_class(&probe, first, &context);
+        if let Some(key) = &written
+            && !oracle.may_write(key)
+        {
+            assert_eq!(
+                before.clone().flatten(),
+                stored_version(key),
+                "{context}: a write reached a resource out of reach ({})",
+                first.text()
+            );
+            // Answered exactly like an update of an id nobody has.
+            let other = send_and_follow(h, &client, &format!("PUT {key}-none"), &fixture).await;
             stats.requests += 1;
-            let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                oracle.check_response(h, &path, &response, stats)
-            }))
-            .unwrap_or_else(|_| panic!("{context}"));
-            if first.is_none() {
-                first = Some(response);
-            }
-            match next {
-                Some(next) => url = next,
-                None => break,
+            if let Some((_, other)) = other.first() {
+                stats.compared += 1;
+                *stats.compared_by_class.entry(probe.class).or_default() += 1;
+                assert_eq!(
+                    (first.status, first.text().replace(key.as_str(), "KEY")),
+                    (
+                        other.status,
+                        other.text().replace(&format!("{key}-none"), "KEY")
+                    ),
+                    "{context}: a resource out of reach is told apart from a missing one"
+                );
             }
         }
-        // A patient out of reach is answered exactly as one with no data.
-        if let (Some(patient), Some(first)) = (patient, first)
+        // A patient out of reach is answered exactly as one with no data,
+        // page by page.
+        if let Some(patient) = probe.patient
             && patient != NO_SUCH_PATIENT
             && !case.in_reach(&patient)
         {
-            let other = client
-                .get(&h.url(&path.replace(&patient, NO_SUCH_PATIENT)), PURPOSE)
-                .await
-                .unwrap();
-            stats.requests += 1;
-            // GAP: a parameter the upstream refuses (the testkit has no
-            // `_revinclude`) is answered 400 for a patient
-            // with no data, but the gateway answers a patient out of reach
-            // without asking the upstream. Counted, not compared, until the
-            // gateway validates such parameters itself.
+            let others = send_and_follow(
+                h,
+                &client,
+                &path.replace(&patient, NO_SUCH_PATIENT),
+                &fixture,
+            )
+            .await;
+            stats.requests += others.len();
+            let Some((_, other)) = others.first() else {
+                continue;
+            };
+            // GAP: a parameter R4 defines that the testkit does not support
+            // (e.g. `_revinclude` of some types) is refused by the upstream
+            // for a patient with no data, but the gateway answers a patient
+            // out of reach without asking it. Counted, not compared.
             if other.status == 400 && other.text().contains("the FHIR server refused") {
                 stats.upstream_refused += 1;
                 continue;
             }
-            if first.status == 504 || other.status == 504 {
+            if pages.iter().chain(&others).any(|(_, r)| r.status == 504) {
                 stats.timeouts += 1;
                 continue;
             }
             stats.compared += 1;
-            assert_eq!(
-                masked(&first, &patient),
-                masked(&other, NO_SUCH_PATIENT),
-                "{context}: an out-of-reach patient is told apart from one with no data"
-            );
+            *stats.compared_by_class.entry(probe.class).or_default() += 1;
+            assert_eq!(pages.len(), others.len(), "{context}: page counts differ");
+            for ((_, one), (_, other)) in pages.iter().zip(&others) {
+                assert_eq!(
+                    masked(one, &patient),
+                    masked(other, NO_SUCH_PATIENT),
+                    "{context}: an out-of-reach patient is told apart from one with no data"
+                );
+            }
         }
     }
     stats.cases += 1;
@@ -1138,6 +1458,10 @@ async fn nothing_leaves_that_the_policy_applied_to_the_fixture_does_not_allow() 
         run_case(&h, &mut rng, seed, index, &mut stats).await;
     }
     eprintln!("oracle: seed {seed}: {stats:?}");
+    for (class, count) in &stats.classes {
+        let compared = stats.compared_by_class.get(class).copied().unwrap_or(0);
+        eprintln!("oracle: class {class}: {count} generated, {compared} compared B-vs-Z");
+    }
     assert!(
         stats.released_under_source > 0 || cases < 10,
         "nothing was released under a grant that names a source: {stats:?}"

@@ -85,6 +85,13 @@ pub fn is_choice_element(resource_type: &str, name: &str) -> bool {
         .is_some_and(|elements| find(elements, &format!("{name}[x]")).is_some())
 }
 
+/// Whether `name` is a top-level Reference element of `resource_type`
+/// (`reasonReference` of ServiceRequest).
+pub fn is_reference_element(resource_type: &str, name: &str) -> bool {
+    lookup(table::RESOURCES, resource_type)
+        .is_some_and(|elements| find(elements, name) == Some("Reference"))
+}
+
 /// The mandatory top-level elements of `resource_type` (min ≥ 1), as
 /// written in the definitions (`status`, `value[x]`); empty for an unknown
 /// type.

@@ -161,7 +161,7 @@ fn bench(c: &mut Criterion) {
             },
             &Checks::Resources(&scope),
             &rewrite,
-            SELF_LINK,
+            (SELF_LINK, None),
             &mut report,
         )
         .expect("filter releases the bundle");

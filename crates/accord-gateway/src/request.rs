@@ -12,6 +12,7 @@ use http::{HeaderMap, StatusCode};
 
 use crate::error::{ErrorSource, GatewayError};
 
+pub mod page;
 pub mod report;
 
 pub use report::ReleaseReport;

@@ -146,7 +146,8 @@ impl GatewayServer {
             base_path: config.normalized_base_path(),
             limits: config.limits.clone(),
             random: SystemRandom::new(),
-            referrals: crate::upstream::referral::ReferralResolver::new(bases),
+            referrals: crate::upstream::referral::ReferralResolver::new(bases.clone()),
+            upstream_bases: bases,
             caps: Arc::clone(&caps),
             federation,
             upstream_owner: config

@@ -66,6 +66,8 @@ pub struct Gateway {
     pub(crate) upstream_owner: Option<PartnerId>,
     /// One server per member (`[[gateway.upstreams]]`), if configured.
     pub(crate) federation: Option<Federation>,
+    /// The upstream's base URL and aliases, for following its paging links.
+    pub(crate) upstream_bases: Vec<String>,
 }
 
 /// What a stage hands on: the next stage's input, or the whole answer.
@@ -119,6 +121,9 @@ pub struct Narrowed<'p> {
     pub headers: HeaderMap,
     /// `_elements`/`_summary`, taken off the request, applied after the filter.
     pub subset: Option<filter::subset::Subset>,
+    /// `_count`/`_offset` of a type search, taken off the request: the
+    /// gateway pages over what it releases.
+    pub page: Option<crate::request::page::Page>,
     /// The parties of a referral cohort, if the grant has one.
     pub referral_parties: Option<BTreeSet<PartnerId>>,
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::error::GatewayError;
 use crate::request::RequestContext;
+use crate::request::page::Page;
 use crate::scope::Scope;
 use crate::stages::{Fetched, Gateway, Permitted};
 use crate::upstream::client::UpstreamResponse;
@@ -51,7 +52,7 @@ pub fn filter(
     upstream: UpstreamResponse,
     checks: &Checks<'_, '_>,
     rewrite: &BaseRewrite,
-    self_link: &str,
+    (self_link, page): (&str, Option<&Page>),
     report: &mut ReleaseReport,
 ) -> Result<Releasable, GatewayError> {
     if upstream.status.is_server_error() {
@@ -96,7 +97,7 @@ pub fn filter(
         && let Some(envelope) = bundle::Envelope::parse(&upstream.body)
         && envelope.is_bundle()
     {
-        let body = bundle::filter_envelope(&envelope, scope, rewrite, self_link, report);
+        let body = bundle::filter_envelope(&envelope, scope, rewrite, (self_link, page), report);
         return Ok(Releasable {
             status: upstream.status,
             headers,
@@ -246,7 +247,7 @@ impl Gateway {
             response,
             &checks,
             &self.rewrite,
-            &permitted.self_link,
+            (&permitted.self_link, narrowed.page.as_ref()),
             &mut ctx.report,
         )?;
         let released = redisclosure::attach_notice(released, scope)?;

@@ -8,6 +8,7 @@ use http::header;
 use crate::error::GatewayError;
 use crate::request::RequestContext;
 use crate::stages::{Fetched, Gateway, Narrowed, Permitted};
+use crate::upstream::paging::read_to_end;
 
 // === impl Gateway ===
 
@@ -41,7 +42,8 @@ impl Gateway {
                 forwarded.response
             }
             None => {
-                self.upstream
+                let first = self
+                    .upstream
                     .send(
                         &narrowed.fhir,
                         narrowed.body.clone(),
@@ -49,7 +51,20 @@ impl Gateway {
                         &ctx.request_id,
                         &mut ctx.upstream_wait,
                     )
-                    .await?
+                    .await?;
+                // A search the gateway pages itself is read to its end.
+                match narrowed.page {
+                    Some(_) => {
+                        read_to_end(
+                            &self.upstream,
+                            &self.upstream_bases,
+                            first,
+                            &mut ctx.upstream_wait,
+                        )
+                        .await?
+                    }
+                    None => first,
+                }
             }
         };
         ctx.resource = super::record::acted_on(&narrowed.fhir, &response.headers, &response.body);

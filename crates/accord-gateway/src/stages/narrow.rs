@@ -14,6 +14,7 @@ use accord_policy::{AccessRequest, PartnerId};
 
 use crate::error::GatewayError;
 use crate::request::RequestContext;
+use crate::request::page::Page;
 use crate::scope::Scope;
 use crate::stages::filter::subset::Subset;
 use crate::stages::respond::empty_searchset_answer;
@@ -46,9 +47,7 @@ pub fn narrow(request: &mut FhirRequest, scope: &Scope<'_>) -> Result<Narrowing,
         Interaction::HistoryType { .. } => Err(GatewayError::forbidden(
             "type-level history lists every patient's resources; use instance history",
         )),
-        Interaction::SearchCompartment { .. } => Err(GatewayError::forbidden(
-            "compartment searches are not supported; search the type with ?patient=",
-        )),
+        Interaction::SearchCompartment { .. } => Err(compartment_refused()),
         Interaction::Operation { name, target } => match (name.as_str(), target) {
             ("everything", OperationTarget::Instance(ty, id)) if ty == ResourceType::PATIENT => {
                 if scope.patient_in_reach(id.as_str()) {
@@ -71,8 +70,17 @@ pub fn narrow(request: &mut FhirRequest, scope: &Scope<'_>) -> Result<Narrowing,
 pub fn check_shape(request: &FhirRequest, scope: &Scope<'_>) -> Result<(), GatewayError> {
     match request.interaction {
         Interaction::SearchType { ty } => check_reach_around(request, ty, scope),
+        Interaction::SearchCompartment { .. } => Err(compartment_refused()),
         _ => Ok(()),
     }
+}
+
+/// A compartment search that was not rewritten as a type search
+/// (`stages/parse/compartment.rs`): another compartment, or every type at once.
+fn compartment_refused() -> GatewayError {
+    GatewayError::forbidden(
+        "this compartment search is not supported; search the type with ?patient=",
+    )
 }
 
 fn narrow_search(
@@ -219,8 +227,41 @@ fn check_include(
     match target {
         Some(target) if scope.may_read(target) => Ok(()),
         Some(_) => refuse("no agreement lets you read the included type"),
-        None => refuse("name the included type (`Type:parameter:TargetType`)"),
+        // A reference parameter that may point at several types
+        // (`Observation:encounter`, `Task:focus`): served, because every
+        // included resource is checked by the filter like any other —
+        // type, patients, consent, sensitivity, constraints, redactions —
+        // and one of a type the partner may not read is withheld.
+        None if is_reference_param(ty, param) => Ok(()),
+        None => refuse("not a reference parameter of the searched type"),
     }
+}
+
+/// Whether `param` of `ty` is a reference: an R4 reference search
+/// parameter, or one a server defines after a Reference element
+/// (`reason-reference` for `ServiceRequest.reasonReference`, as US Core
+/// and many servers do).
+fn is_reference_param(ty: ResourceType, param: &str) -> bool {
+    let r4 = accord_fhir::search_params::search_param(ty, param)
+        .is_some_and(|p| p.kind == accord_fhir::search_params::ParamKind::Reference);
+    r4 || accord_fhir::elements::is_reference_element(ty.as_str(), &camel_case(param))
+}
+
+/// `reason-reference` → `reasonReference`.
+fn camel_case(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut upper = false;
+    for c in code.chars() {
+        if c == '-' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The patients (logical ids) a request names before it is forwarded: the
@@ -349,12 +390,17 @@ impl Gateway {
                 .await?;
         }
         if narrowing == Narrowing::NoMatch || narrow(&mut fhir, &scope)? == Narrowing::NoMatch {
-            return empty_searchset_answer(&ctx.request_id, permitted.at, &permitted.self_link)
-                .map(Step::Answer);
+            return empty_searchset_answer(&permitted.self_link).map(Step::Answer);
         }
         // The filter decides on whole resources; any subsetting is done
         // after it (see filter/subset.rs).
         let subset = Subset::take(&mut fhir.params)?;
+        // Type searches are paged by the gateway over what it releases
+        // (request/page.rs).
+        let page = match fhir.interaction {
+            Interaction::SearchType { .. } => Some(Page::take(&mut fhir.params)?),
+            _ => None,
+        };
         let body = write::prepare_write(&fhir, body, &scope, &permitted.partner)?;
         self.check_write_reach(&fhir, &body, &scope, &permitted.policies, ctx)
             .await?;
@@ -364,6 +410,7 @@ impl Gateway {
             body,
             headers,
             subset,
+            page,
             referral_parties,
         }))
     }

@@ -10,6 +10,8 @@ use crate::request::RequestContext;
 use crate::stages::{BoxError, Gateway, Parsed};
 
 mod body;
+mod compartment;
+mod validate;
 
 /// The header partners declare their purpose of use in.
 pub const PURPOSE_HEADER: &str = "x-purpose-of-use";
@@ -156,14 +158,16 @@ impl Gateway {
         let (parts, body) = request.into_parts();
         body::check_header_size(&parts, &self.limits)?;
         let body = body::read_body(&parts, body, &self.limits).await?;
-        let fhir = parse_request(&parts, &body, &self.base_path)?;
+        let mut fhir = parse_request(&parts, &body, &self.base_path)?;
         ctx.interaction = Some(fhir.interaction.kind());
         ctx.resource_type = fhir.resource_type();
         let purpose = parse_purpose(&parts.headers)?;
         ctx.purpose = Some(purpose.clone());
+        compartment::as_type_search(&mut fhir);
         if let Some(partner) = &ctx.partner {
             ctx.subjects = super::narrow::subjects(&fhir, partner, &purpose);
         }
+        validate::validate(&fhir)?;
         Ok(Parsed {
             headers: parts.headers,
             fhir,

@@ -5,8 +5,6 @@ use accord_fhir::{FhirRequest, InteractionKind};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::error::GatewayError;
 use crate::request::Releasable;
@@ -70,28 +68,15 @@ pub fn error_response(error: &GatewayError) -> Response<Full<Bytes>> {
 
 /// The answer for a patient who has no data: an empty searchset for a
 /// search, "not found" for anything else.
-pub(crate) fn no_data(
-    request: &FhirRequest,
-    request_id: &str,
-    at: OffsetDateTime,
-    self_link: &str,
-) -> Result<Releasable, GatewayError> {
+pub(crate) fn no_data(request: &FhirRequest, self_link: &str) -> Result<Releasable, GatewayError> {
     if request.interaction.kind() == InteractionKind::Search {
-        empty_searchset_answer(request_id, at, self_link)
+        empty_searchset_answer(self_link)
     } else {
         Err(GatewayError::not_found("resource not found"))
     }
 }
 
 /// An empty searchset, made by the gateway (the upstream is not asked).
-pub(crate) fn empty_searchset_answer(
-    request_id: &str,
-    at: OffsetDateTime,
-    self_link: &str,
-) -> Result<Releasable, GatewayError> {
-    let updated = at.format(&Rfc3339).unwrap_or_default();
-    gateway_made(
-        StatusCode::OK,
-        &empty_searchset(request_id, &updated, self_link),
-    )
+pub(crate) fn empty_searchset_answer(self_link: &str) -> Result<Releasable, GatewayError> {
+    gateway_made(StatusCode::OK, &empty_searchset(self_link))
 }

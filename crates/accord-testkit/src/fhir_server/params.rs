@@ -326,6 +326,7 @@ pub(crate) const TYPES: &[(&str, &[ParamDef])] = &[
             p("date", Date, &["authoredOn"]),
             p("requester", Reference, &["requester"]),
             p("performer", Reference, &["performer"]),
+            p("reason-reference", Reference, &["reasonReference"]),
         ],
     ),
     (

@@ -40,9 +40,26 @@ impl Gateway {
                 // A request refused for its shape (an ungranted include, a
                 // chain) is refused the same way whoever the patient is;
                 // answering "no data" first would tell this patient apart.
-                let scope = Scope::new(&policies, &partner, &parsed.purpose, at, None);
+                // Checked under the grant that permits the request for a
+                // patient in reach, so its redactions (refused search
+                // parameters) and included types count here too.
+                let mut type_level = accord_policy::AccessRequest::from_fhir(
+                    &partner,
+                    &parsed.purpose,
+                    &parsed.fhir,
+                    at,
+                );
+                type_level.patient = None;
+                let type_level = policies.decide(&type_level);
+                let scope = Scope::new(
+                    &policies,
+                    &partner,
+                    &parsed.purpose,
+                    at,
+                    type_level.obligations(),
+                );
                 check_shape(&parsed.fhir, &scope)?;
-                return no_data(&parsed.fhir, &ctx.request_id, at, &self_link).map(Step::Answer);
+                return no_data(&parsed.fhir, &self_link).map(Step::Answer);
             }
         }
         let caps = obligations.as_ref().map(|o| o.caps).unwrap_or_default();

@@ -18,6 +18,7 @@ use super::prune::prune;
 use super::redact::{RawRedaction, redact_raw};
 use super::scan;
 use super::verdict::{Verdict, verdict};
+use crate::request::page::{Item, Page};
 use crate::request::report::{ReleaseReport, WithholdReason};
 use crate::scope::Scope;
 
@@ -33,8 +34,6 @@ const PAGING_RELATIONS: &[&str] = &["previous", "prev", "next"];
 #[derive(Debug, Default)]
 pub(super) struct Envelope<'a> {
     resource_type: Option<Value>,
-    id: Option<Value>,
-    meta: Option<Value>,
     kind: Option<Value>,
     link: Option<Value>,
     entry: Option<Vec<scan::Item<'a>>>,
@@ -103,8 +102,6 @@ impl<'a> Envelope<'a> {
         for member in members {
             match member.key.as_ref() {
                 "resourceType" => set_value(&mut envelope.resource_type, member.value)?,
-                "id" => set_value(&mut envelope.id, member.value)?,
-                "meta" => set_value(&mut envelope.meta, member.value)?,
                 "type" => set_value(&mut envelope.kind, member.value)?,
                 "link" => set_value(&mut envelope.link, member.value)?,
                 _ => {}
@@ -130,19 +127,32 @@ pub fn filter_bundle(
 ) -> Value {
     let bytes = serde_json::to_vec(bundle).unwrap_or_default();
     let filtered = Envelope::parse(&bytes)
-        .map(|envelope| filter_envelope(&envelope, scope, rewrite, self_link, report));
+        .map(|envelope| filter_envelope(&envelope, scope, rewrite, (self_link, None), report));
     filtered
         .and_then(|out| serde_json::from_slice(&out).ok())
         .unwrap_or_else(|| json!({"resourceType": "Bundle", "type": "searchset"}))
 }
 
+/// One entry the verdict released, before the page is cut.
+struct Kept<'a> {
+    entry: RawEntry<'a>,
+    released: Released<'a>,
+    pruned: Value,
+    patients: std::collections::BTreeSet<String>,
+    redacted: bool,
+    sensitivity: crate::scope::Sensitivity,
+    is_match: bool,
+}
+
 /// Filters the Bundle in `body` (already known to be one) and returns the
-/// bytes the partner sees.
+/// bytes the partner sees. With a [`Page`], the gateway pages over the
+/// released matches itself (see `request/page.rs`); without one (history,
+/// `$everything`), the upstream's paging links are passed on.
 pub(super) fn filter_envelope(
     bundle: &Envelope<'_>,
     scope: &Scope<'_>,
     rewrite: &BaseRewrite,
-    self_link: &str,
+    (self_link, page): (&str, Option<&Page>),
     report: &mut ReleaseReport,
 ) -> Vec<u8> {
     let kind = bundle
@@ -151,8 +161,7 @@ pub(super) fn filter_envelope(
         .and_then(Value::as_str)
         .unwrap_or("searchset");
     let raw_entries = bundle.entry.as_deref().unwrap_or_default();
-    let mut entries: Vec<(RawEntry<'_>, Released<'_>)> = Vec::with_capacity(raw_entries.len());
-    let mut matches = 0usize;
+    let mut kept: Vec<Kept<'_>> = Vec::with_capacity(raw_entries.len());
     for raw in raw_entries {
         // An entry that is not an object, or repeats a key, is not passed
         // on: which of its copies would the partner read?
@@ -198,19 +207,89 @@ pub(super) fn filter_envelope(
                     }
                 };
                 match released {
-                    Some(released) => {
-                        report.released(&pruned, &patients, !redact.is_empty(), &sensitivity);
-                        matches += usize::from(is_match);
-                        entries.push((entry, released));
-                    }
+                    Some(released) => kept.push(Kept {
+                        entry,
+                        released,
+                        pruned,
+                        patients,
+                        redacted: !redact.is_empty(),
+                        sensitivity,
+                        is_match,
+                    }),
                     None => report.withheld(&pruned, WithholdReason::NotAResource),
                 }
             }
             Verdict::Withhold(reason) => report.withheld(&pruned, reason),
         }
     }
+    let matches = kept.iter().filter(|k| k.is_match).count();
+    let selected = match page {
+        Some(page) => page_of(page, &kept),
+        None => vec![true; kept.len()],
+    };
+    let mut entries: Vec<(RawEntry<'_>, Released<'_>)> = Vec::with_capacity(kept.len());
+    for (k, selected) in kept.into_iter().zip(selected) {
+        // Only what goes out is released (and counted as released).
+        if selected {
+            report.released(&k.pruned, &k.patients, k.redacted, &k.sensitivity);
+            entries.push((k.entry, k.released));
+        }
+    }
 
     let mut links = vec![json!({"relation": "self", "url": self_link})];
+    match page {
+        Some(page) => links.extend(page.links(self_link, matches)),
+        None => links.extend(upstream_links(bundle, rewrite)),
+    }
+    // A total is only known for the whole result when the gateway pages
+    // itself or the result fits one page.
+    let total = (kind == "searchset" && (page.is_some() || links.len() == 1)).then_some(matches);
+    write_bundle(&envelope(kind, total, links), &entries, rewrite)
+}
+
+/// Which kept entries go on `page`.
+fn page_of(page: &Page, kept: &[Kept<'_>]) -> Vec<bool> {
+    let rebuilt: Vec<Option<Vec<u8>>> = kept
+        .iter()
+        .map(|k| match &k.released {
+            Released::Rebuilt(value) => serde_json::to_vec(value).ok(),
+            _ => None,
+        })
+        .collect();
+    let items: Vec<Item<'_>> = kept
+        .iter()
+        .zip(&rebuilt)
+        .map(|(k, rebuilt)| Item {
+            is_match: k.is_match,
+            key: key_of(&k.pruned),
+            json: match (&k.released, rebuilt) {
+                (Released::Raw(raw), _) => raw,
+                (Released::Copied(bytes), _) => bytes,
+                (Released::Rebuilt(_), Some(bytes)) => bytes,
+                (Released::Rebuilt(_), None) => b"{}",
+            },
+        })
+        .collect();
+    page.select(&items)
+}
+
+fn key_of(resource: &Value) -> String {
+    format!(
+        "{}/{}",
+        resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        resource
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    )
+}
+
+/// The upstream's paging links, rewritten to the gateway.
+fn upstream_links(bundle: &Envelope<'_>, rewrite: &BaseRewrite) -> Vec<Value> {
+    let mut links = Vec::new();
     for link in bundle
         .link
         .as_ref()
@@ -230,23 +309,22 @@ pub(super) fn filter_envelope(
             links.push(json!({"relation": relation, "url": url}));
         }
     }
-    let paged = links.len() > 1;
+    links
+}
 
+/// The envelope every searchset the gateway answers has, whether it was
+/// forwarded or made by the gateway: no `id` or `meta` of the upstream's
+/// or the gateway's own, so an answer made without asking the upstream
+/// cannot be told from a forwarded empty one (issue 15, item 10).
+fn envelope(kind: &str, total: Option<usize>, links: Vec<Value>) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("resourceType".into(), "Bundle".into());
-    if let Some(id) = &bundle.id {
-        out.insert("id".into(), id.clone());
-    }
-    if let Some(updated) = bundle.meta.as_ref().and_then(|m| m.get("lastUpdated")) {
-        out.insert("meta".into(), json!({"lastUpdated": updated}));
-    }
     out.insert("type".into(), kind.into());
-    // A total is only known for the whole result when it fits one page.
-    if kind == "searchset" && !paged {
-        out.insert("total".into(), matches.into());
+    if let Some(total) = total {
+        out.insert("total".into(), total.into());
     }
     out.insert("link".into(), Value::Array(links));
-    write_bundle(&out, &entries, rewrite)
+    out
 }
 
 /// The envelope's fields, then `"entry"` written entry by entry so that raw
@@ -336,13 +414,10 @@ fn write_entry(
 
 /// The answer for a search whose patients are all out of reach: the same
 /// envelope an empty upstream result produces.
-pub fn empty_searchset(id: &str, last_updated: &str, self_link: &str) -> Value {
-    json!({
-        "resourceType": "Bundle",
-        "id": id,
-        "meta": {"lastUpdated": last_updated},
-        "type": "searchset",
-        "total": 0,
-        "link": [{"relation": "self", "url": self_link}],
-    })
+pub fn empty_searchset(self_link: &str) -> Value {
+    Value::Object(envelope(
+        "searchset",
+        Some(0),
+        vec![json!({"relation": "self", "url": self_link})],
+    ))
 }

@@ -32,7 +32,7 @@ fn run(body: &Value) -> (Result<Releasable, GatewayError>, ReleaseReport) {
         upstream(200, &[], body),
         &Checks::Resources(&scope),
         &rewrite(),
-        SELF,
+        (SELF, None),
         &mut report,
     );
     (result, report)
@@ -152,7 +152,7 @@ fn an_empty_result_and_a_fully_withheld_one_look_the_same() {
         "entry": [{"resource": {"resourceType": "MedicationRequest", "id": "m", "subject": {"reference": "Patient/p1"}}}]});
     let empty = json!({"resourceType": "Bundle", "id": "x", "type": "searchset", "total": 0});
     assert_eq!(released(&withheld).0, released(&empty).0);
-    let synthesized = empty_searchset("x", "2026-01-01T00:00:00Z", SELF);
+    let synthesized = empty_searchset(SELF);
     let mut upstream_empty = released(
         &json!({"resourceType": "Bundle", "id": "x", "type": "searchset",
         "meta": {"lastUpdated": "2026-01-01T00:00:00Z"}}),
@@ -172,7 +172,7 @@ fn upstream_errors_keep_status_but_not_upstream_words() {
         upstream(404, &[], &oo),
         &checks,
         &rewrite(),
-        SELF,
+        (SELF, None),
         &mut report,
     )
     .unwrap_err();
@@ -184,7 +184,7 @@ fn upstream_errors_keep_status_but_not_upstream_words() {
         upstream(500, &[], &oo),
         &checks,
         &rewrite(),
-        SELF,
+        (SELF, None),
         &mut report,
     )
     .unwrap_err();
@@ -208,7 +208,7 @@ fn location_is_rewritten_and_upstream_headers_dropped() {
         response,
         &Checks::Resources(&scope),
         &rewrite(),
-        SELF,
+        (SELF, None),
         &mut report,
     )
     .unwrap();
@@ -238,7 +238,7 @@ fn the_capability_statement_is_the_gateways_own_and_lists_only_what_is_granted()
         upstream(200, &[], &caps),
         &checks,
         &rewrite(),
-        SELF,
+        (SELF, None),
         &mut report,
     )
     .unwrap();
@@ -266,7 +266,7 @@ fn the_capability_statement_is_the_gateways_own_and_lists_only_what_is_granted()
             upstream(200, &[], &sneaky),
             &checks,
             &rewrite(),
-            SELF,
+            (SELF, None),
             &mut report
         )
         .is_err()
@@ -285,7 +285,7 @@ fn run_bytes(body: &str) -> (Result<Releasable, GatewayError>, ReleaseReport) {
         },
         &Checks::Resources(&scope),
         &rewrite(),
-        SELF,
+        (SELF, None),
         &mut report,
     );
     (result, report)

@@ -33,7 +33,11 @@ pub fn check_search_params(
     ty: ResourceType,
     scope: &Scope<'_>,
 ) -> Result<(), GatewayError> {
-    let redacted = scope.redactions(ty);
+    let redacted: Vec<String> = scope
+        .redactions(ty)
+        .iter()
+        .map(|r| choice_as_read(ty, r))
+        .collect();
     if redacted.is_empty() {
         return Ok(());
     }
@@ -64,6 +68,28 @@ pub fn check_search_params(
     Ok(())
 }
 
+/// A redacted path as parameters read it: a choice element redacted as
+/// `value[x]` or as one of its types (`valueQuantity`) is read as `value`
+/// (whatever its type; refusing more is the safe side).
+fn choice_as_read(ty: ResourceType, redacted: &str) -> String {
+    let redacted = redacted.replace("[x]", "");
+    let (first, rest) = match redacted.split_once('.') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (redacted.as_str(), None),
+    };
+    let choice = (1..first.len()).find_map(|at| {
+        let (name, typed) = first.split_at_checked(at)?;
+        (typed.starts_with(|c: char| c.is_ascii_uppercase())
+            && accord_fhir::elements::is_choice_element(ty.as_str(), name))
+        .then_some(name)
+    });
+    match (choice, rest) {
+        (Some(name), Some(rest)) => format!("{name}.{rest}"),
+        (Some(name), None) => name.to_owned(),
+        (None, _) => redacted.clone(),
+    }
+}
+
 /// Whether reading `element` reads (part of) `redacted`: one contains the
 /// other; the empty element is the whole resource.
 fn overlaps(element: &str, redacted: &str) -> bool {
@@ -79,7 +105,8 @@ fn overlaps(element: &str, redacted: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::overlaps;
+    use super::{choice_as_read, overlaps};
+    use accord_fhir::ResourceType;
 
     #[test]
     fn an_element_overlaps_what_contains_it_and_what_it_contains() {
@@ -88,5 +115,18 @@ mod tests {
         assert!(overlaps("", "address"));
         assert!(!overlaps("addressee", "address"));
         assert!(!overlaps("gender", "address"));
+    }
+
+    #[test]
+    fn a_redacted_choice_element_is_read_by_its_name() {
+        let observation = ResourceType::parse("Observation").unwrap();
+        assert_eq!(choice_as_read(observation, "value[x]"), "value");
+        assert_eq!(choice_as_read(observation, "valueQuantity"), "value");
+        assert_eq!(
+            choice_as_read(observation, "valueQuantity.unit"),
+            "value.unit"
+        );
+        assert_eq!(choice_as_read(observation, "performer"), "performer");
+        assert_eq!(choice_as_read(observation, "status"), "status");
     }
 }

@@ -91,9 +91,17 @@ fn includes_must_stay_within_granted_types() {
         )
         .contains("included type")
     );
+    // Untargeted includes over a reference parameter are served (the
+    // filter checks every included resource); others are refused.
+    assert_eq!(
+        run("Observation", "patient=p1&_include=Observation:encounter")
+            .unwrap()
+            .0,
+        Narrowing::Forward
+    );
     assert!(
-        refused("Observation", "patient=p1&_include=Observation:encounter")
-            .contains("name the included type")
+        refused("Observation", "patient=p1&_include=Observation:code")
+            .contains("not a reference parameter")
     );
     assert!(refused("Observation", "patient=p1&_include=*").contains("wildcard"));
     assert!(
