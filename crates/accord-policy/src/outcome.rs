@@ -110,9 +110,28 @@ impl PolicySet {
         };
         match evidence {
             None => Referral::Unknown,
-            Some(e) if e.member(self, between, patient) => Referral::Member,
+            Some(e) if self.referral_member(obligations, between, e, patient) => Referral::Member,
             Some(_) => Referral::NotMember,
         }
+    }
+
+    /// Whether `patient` is in the referral cohort as it counts for the
+    /// obligations' partner: referrals by the cohort's referrers (every
+    /// party when it lists none), never the partner's own writes.
+    fn referral_member(
+        &self,
+        obligations: &Obligations,
+        between: &BTreeSet<PartnerId>,
+        evidence: &ReferralEvidence,
+        patient: &str,
+    ) -> bool {
+        let senders = obligations
+            .cohort
+            .as_ref()
+            .and_then(|c| self.cohort(c))
+            .and_then(|c| c.referral_senders(&obligations.partner))
+            .unwrap_or_else(|| between.clone());
+        evidence.member(self, between, &senders, &obligations.partner, patient)
     }
 
     /// Checks each record as the gateway's filter does, with referral
@@ -139,7 +158,10 @@ impl PolicySet {
             if let Some(between) = self.referral_parties(obligations) {
                 facts.in_referral_cohort = evidence.map(|e| {
                     !facts.patients.is_empty()
-                        && facts.patients.iter().all(|p| e.member(self, between, p))
+                        && facts
+                            .patients
+                            .iter()
+                            .all(|p| self.referral_member(obligations, between, e, p))
                 });
             }
             match self.check_resource(obligations, &facts, consents, at) {

@@ -33,7 +33,13 @@ pub struct ReferralEvidence {
 struct Referral {
     from: Vec<String>,
     to: Vec<String>,
+    /// The partner that wrote it through the gateway (its
+    /// `urn:accord:partner` tag), when one did.
+    writer: Option<String>,
 }
+
+/// The tag system the gateway stamps on what a partner writes.
+const PARTNER_TAG_SYSTEM: &str = "urn:accord:partner";
 
 // === impl ReferralEvidence ===
 
@@ -67,10 +73,18 @@ impl ReferralEvidence {
         };
         let from = organizations(resource.get("requester"));
         let to = organizations(resource.get(to_field));
+        let writer = resource
+            .pointer("/meta/tag")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|tag| tag.get("system").and_then(Value::as_str) == Some(PARTNER_TAG_SYSTEM))
+            .and_then(|tag| tag.get("code").and_then(Value::as_str))
+            .map(str::to_owned);
         self.referrals
             .entry(format!("Patient/{patient}"))
             .or_default()
-            .push(Referral { from, to });
+            .push(Referral { from, to, writer });
     }
 
     fn add_organization(&mut self, resource: &Value) {
@@ -95,9 +109,19 @@ impl ReferralEvidence {
     }
 
     /// Whether `patient` (`Patient/<id>`) has a referral between two of
-    /// `parties`. A party without a known Organization cannot be on either
-    /// end of one.
-    pub fn member(&self, set: &PolicySet, parties: &BTreeSet<PartnerId>, patient: &str) -> bool {
+    /// `parties`, made by one of `senders`, as it counts for `recipient` —
+    /// the gateway's rule: a referral written through the gateway counts
+    /// only when a sender other than the recipient wrote it (a partner's
+    /// own writes never widen its own reach). A party without a known
+    /// Organization cannot be on either end of one.
+    pub fn member(
+        &self,
+        set: &PolicySet,
+        parties: &BTreeSet<PartnerId>,
+        senders: &BTreeSet<PartnerId>,
+        recipient: &PartnerId,
+        patient: &str,
+    ) -> bool {
         let organizations: BTreeMap<&PartnerId, BTreeSet<String>> = parties
             .iter()
             .map(|party| (party, self.organizations_of(set, party)))
@@ -113,9 +137,17 @@ impl ReferralEvidence {
                 .collect()
         };
         self.referrals.get(patient).into_iter().flatten().any(|r| {
-            let senders = parties_of(&r.from);
+            if let Some(writer) = &r.writer
+                && (writer == recipient.as_str() || !senders.iter().any(|s| s.as_str() == writer))
+            {
+                return false;
+            }
+            let from: BTreeSet<&PartnerId> = parties_of(&r.from)
+                .into_iter()
+                .filter(|p| senders.contains(*p))
+                .collect();
             let receivers = parties_of(&r.to);
-            senders.iter().any(|s| receivers.iter().any(|r| r != s))
+            from.iter().any(|s| receivers.iter().any(|r| r != s))
         })
     }
 

@@ -270,18 +270,25 @@ fn cell(
     };
     let decision = set.decide(request);
     let obligations = decision.obligations().unwrap();
+    // The referral cohort's parties, and whose referrals count: the listed
+    // referrers, else every party.
     let between = obligations
         .cohort
         .as_ref()
         .and_then(|c| set.cohort(c))
         .and_then(|c| match &c.members {
-            CohortMembers::Referral { between, .. } => Some(between.clone()),
+            CohortMembers::Referral { between, referrers } => Some((
+                between.clone(),
+                referrers.clone().unwrap_or_else(|| between.clone()),
+            )),
             _ => None,
         });
     let member = |p: &str| {
-        between
-            .as_ref()
-            .map(|b| population.referrals().member(set, b, p))
+        between.as_ref().map(|(b, senders)| {
+            population
+                .referrals()
+                .member(set, b, senders, &obligations.partner, p)
+        })
     };
     if member(patient) == Some(false) {
         return Cell::default();
