@@ -137,7 +137,11 @@ class Env:
 
     def hook(self, response: requests.Response, *args, **kwargs) -> requests.Response:
         base = next(
-            (b for b in (self.alias, self.capped, self.maple, self.down) if response.url.startswith(b + "/")),
+            (
+                b
+                for b in (self.alias, self.capped, self.maple, self.down)
+                if response.url == b or response.url.startswith(b + "/")
+            ),
             self.gateway,
         )
         check_gateway_response(response, base, self.traces)
