@@ -121,6 +121,8 @@ fn store_of(dir: &Path, records: &[AuditRecord]) -> Index {
         store.append(record).unwrap();
     }
     store.close();
+    // The store's indexer holds the index until the store is gone.
+    drop(store);
     let index = Index::open(dir).unwrap();
     index.catch_up().unwrap();
     index
