@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The space the writer keeps free after the records it writes when it
-/// cannot reserve a whole [`RESERVE_CHUNK`](super::writer::RESERVE_CHUNK):
+/// cannot reserve a whole `RESERVE_CHUNK`:
 /// a record is refused only when it would not fit with this margin, not
 /// whenever less than a chunk is free.
 pub const RESERVE_MARGIN: u64 = 64 << 10;
