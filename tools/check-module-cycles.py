@@ -42,7 +42,8 @@ def strip(text):
     """The text without comments, string contents kept (serde `with` paths
     are real dependencies) and without `#[cfg(test)]` inline modules."""
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    text = re.sub(r"//[^\n]*", "", text)
+    # Doc comments stay: an intra-doc link to a module is a dependency too.
+    text = re.sub(r"//(?![/!])[^\n]*", "", text)
     while True:
         m = TEST_MOD_INLINE.search(text)
         if not m:

@@ -1,8 +1,8 @@
 //! The quarantine note's types: what an operator set aside and where.
 //!
-//! A leaf module: the record format ([`crate::record`]), the log reader
-//! ([`crate::store::read`]) and the quarantine command
-//! ([`crate::quarantine`]) all use these types, so they live here, below
+//! A leaf module: the record format (`record`), the log reader
+//! (`store::read`) and the quarantine command (`quarantine`) all use
+//! these types, so they live here, below
 //! all three, and import nothing of them (no module imports one that
 //! imports it back).
 

@@ -11,7 +11,7 @@
 //!   since, up to the latest checkpoint. A mismatch names the records
 //!   between the last matching checkpoint and the first that fails.
 //! - changed *after* it was indexed: the record's bytes no longer hash to
-//!   its indexed leaf; [`crate::query::checked`] compares them for every
+//!   its indexed leaf; the query module's `checked` compares them for every
 //!   record it returns.
 //!
 //! Readers still answer every record; these checks only add warnings.
